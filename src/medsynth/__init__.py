@@ -1,0 +1,3 @@
+"""medsynth: vision-language conditioned medical image synthesis, reproduced as a Snakemake workflow."""
+
+__version__ = "0.1.0"
