@@ -18,13 +18,41 @@ wildcard_constraints:
     shard=r"\d{5}",
 
 
+def _job_path(kind, suffix, rule_name, wildcards):
+    parts = [f"{{{w}}}" for w in wildcards] or ["all"]
+    return str(Path(R, kind, rule_name, *parts)) + suffix
+
+
 def logpath(rule_name, *wildcards):
-    """Log file of one job: results/logs/<rule>/<wildcards>.log"""
-    return f"{R}/logs/{rule_name}/" + "/".join(f"{{{w}}}" for w in wildcards) + (".log" if wildcards else "all.log")
+    """Log file of one job: <results>/logs/<rule>/<wildcard values>.log"""
+    return _job_path("logs", ".log", rule_name, wildcards)
 
 
 def benchpath(rule_name, *wildcards):
-    return f"{R}/benchmarks/{rule_name}/" + "/".join(f"{{{w}}}" for w in wildcards) + (".tsv" if wildcards else "all.tsv")
+    """Snakemake benchmark of one job: <results>/benchmarks/<rule>/<wildcard values>.tsv"""
+    return _job_path("benchmarks", ".tsv", rule_name, wildcards)
+
+
+def results_of(path, depth):
+    """The results folder, recovered from a rule's own input/output path (no hard-coded prefix in params)."""
+    return str(Path(path).parents[depth])
+
+
+def ingest_inputs(wildcards):
+    if config["datasets"][wildcards.dataset]["adapter"] in wf.PHANTOM_ADAPTERS:
+        return [f"{R}/raw/phantom/cohort.parquet"]
+    return []
+
+
+def dataset_shards(wildcards):
+    """The shard folders of a dataset: ceil(rows / shard_size), counted from the ingest checkpoint's manifest."""
+    manifest = checkpoints.ingest.get(dataset=wildcards.dataset).output[0]
+    size = config["datasets"][wildcards.dataset]["shard_size"]
+    return expand(
+        f"{R}/preprocessed/{{dataset}}/shards/{{shard}}",
+        dataset=wildcards.dataset,
+        shard=wf.shard_ids(wf.table_rows(manifest), size),
+    )
 
 
 def all_targets(wildcards):

@@ -1,12 +1,6 @@
 # Ingest (adapter -> raw manifest), sharded preprocessing, and the merge that checks inputs = outputs + rejects.
 
 
-def ingest_inputs(wildcards):
-    if config["datasets"][wildcards.dataset]["adapter"] in wf.PHANTOM_ADAPTERS:
-        return [f"{R}/raw/phantom/cohort.parquet"]
-    return []
-
-
 checkpoint ingest:
     input:
         ingest_inputs,
@@ -16,7 +10,7 @@ checkpoint ingest:
         dataset=lambda wc: config["datasets"][wc.dataset],
         pseudonym=config.get("pseudonym", {}),
         split=config.get("split", {}).get("fractions", {"train": 0.8, "val": 0.1, "test": 0.1}),
-        results=R,
+        results=lambda wc, output: results_of(output[0], 1),
         seed=config["seed"],
     log:
         logpath("ingest", "dataset"),
@@ -26,6 +20,8 @@ checkpoint ingest:
     resources:
         mem_mb=4000,
         runtime=60,
+    conda:
+        "../envs/data.yaml"
     script:
         "../scripts/build_manifest.py"
 
@@ -38,7 +34,7 @@ rule preprocess_shard:
     params:
         dataset=lambda wc: config["datasets"][wc.dataset],
         kind=lambda wc: wf.kind(config, wc.dataset),
-        results=R,
+        results=lambda wc, output: results_of(output[0], 3),
     log:
         logpath("preprocess_shard", "dataset", "shard"),
     benchmark:
@@ -47,18 +43,10 @@ rule preprocess_shard:
     resources:
         mem_mb=4000,
         runtime=60,
+    conda:
+        "../envs/data.yaml"
     script:
         "../scripts/preprocess_shard.py"
-
-
-def dataset_shards(wildcards):
-    manifest = checkpoints.ingest.get(dataset=wildcards.dataset).output[0]
-    size = config["datasets"][wildcards.dataset]["shard_size"]
-    return expand(
-        f"{R}/preprocessed/{{dataset}}/shards/{{shard}}",
-        dataset=wildcards.dataset,
-        shard=wf.shard_ids(wf.table_rows(manifest), size),
-    )
 
 
 rule merge_dataset:
@@ -77,6 +65,8 @@ rule merge_dataset:
     resources:
         mem_mb=4000,
         runtime=30,
+    conda:
+        "../envs/data.yaml"
     script:
         "../scripts/merge_shards.py"
 
@@ -88,7 +78,7 @@ rule clahe_figure:
         report(f"{R}/figures/{{dataset}}/clahe_before_after.png", category="Preprocessing"),
     params:
         dataset=lambda wc: config["datasets"][wc.dataset],
-        results=R,
+        results=lambda wc, input: results_of(input[0], 2),
     log:
         logpath("clahe_figure", "dataset"),
     benchmark:
@@ -97,5 +87,7 @@ rule clahe_figure:
     resources:
         mem_mb=2000,
         runtime=10,
+    conda:
+        "../envs/data.yaml"
     script:
         "../scripts/plot_clahe.py"

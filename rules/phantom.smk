@@ -15,6 +15,8 @@ rule phantom_shard:
     resources:
         mem_mb=6000,
         runtime=60,
+    conda:
+        "../envs/data.yaml"
     script:
         "../scripts/generate_phantom.py"
 
@@ -33,6 +35,8 @@ rule phantom_cohort:
     resources:
         mem_mb=2000,
         runtime=10,
+    conda:
+        "../envs/data.yaml"
     script:
         "../scripts/merge_phantom.py"
 
@@ -50,5 +54,7 @@ rule phantom_figures:
     resources:
         mem_mb=4000,
         runtime=10,
+    conda:
+        "../envs/data.yaml"
     script:
         "../scripts/plot_phantom.py"

@@ -133,3 +133,9 @@ def test_tables_roundtrip(tmp_path):
     for suffix in (".parquet", ".csv"):
         write_table(df, tmp_path / f"t{suffix}")
         assert read_table(tmp_path / f"t{suffix}")["id"].tolist() == ["x"]
+
+
+def test_snakemake_lint_is_clean(repo):
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--lint", "--cores", "1"], cwd=repo,
+                          capture_output=True, text=True, timeout=120)
+    assert "Congratulations, your workflow is in a good condition" in proc.stdout + proc.stderr, proc.stdout[-3000:]
