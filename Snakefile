@@ -9,8 +9,17 @@ configfile: "config.yaml"
 
 
 include: "rules/common.smk"
+
+
+wildcard_constraints:
+    dataset="|".join(DATASETS) if DATASETS else "NONE",
+    paper="|".join(PAPERS),
+    shard=r"\d{5}",
+
+
 include: "rules/phantom.smk"
 include: "rules/data.smk"
+include: "rules/report.smk"
 
 
 rule all:

@@ -11,11 +11,10 @@ except MedsynthError as err:
 
 R = config["results"]
 DATASETS = list(config["datasets"])
-
-
-wildcard_constraints:
-    dataset="|".join(DATASETS) if DATASETS else "NONE",
-    shard=r"\d{5}",
+PAPERS = ["chambon2022", "chen2024", "choksi2025", "siddiqui2023", "xing2024"]
+# Filled by each paper's .smk: the measured-cell JSON files and figures each paper's report shows.
+PAPER_CELLS = {paper: [] for paper in PAPERS}
+PAPER_FIGURES = {paper: [] for paper in PAPERS}
 
 
 def _job_path(kind, suffix, rule_name, wildcards):
@@ -56,7 +55,7 @@ def dataset_shards(wildcards):
 
 
 def all_targets(wildcards):
-    targets = [f"{R}/data/{d}/summary.json" for d in DATASETS]
+    targets = [f"{R}/data/{d}/summary.json" for d in DATASETS] + [f"{R}/report/index.html"]
     targets += [f"{R}/figures/{d}/clahe_before_after.png" for d in wf.clahe_datasets(config)]
     if wf.uses_phantom(config):
         targets += [f"{R}/raw/phantom/prevalence.csv", f"{R}/figures/phantom/findings.png"]
