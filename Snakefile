@@ -19,6 +19,7 @@ wildcard_constraints:
 
 include: "rules/phantom.smk"
 include: "rules/data.smk"
+include: "rules/evaluate.smk"
 include: "rules/report.smk"
 
 

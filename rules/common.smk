@@ -56,6 +56,7 @@ def dataset_shards(wildcards):
 
 def all_targets(wildcards):
     targets = [f"{R}/data/{d}/summary.json" for d in DATASETS] + [f"{R}/report/index.html"]
+    targets += [f"{R}/eval/classifier/{d}/test_metrics.json" for d in config["classifier"]["datasets"]]
     targets += [f"{R}/figures/{d}/clahe_before_after.png" for d in wf.clahe_datasets(config)]
     if wf.uses_phantom(config):
         targets += [f"{R}/raw/phantom/prevalence.csv", f"{R}/figures/phantom/findings.png"]

@@ -35,6 +35,7 @@ def test_schema_fills_defaults(tmp_path):
         ({"datasets": {"r": {"adapter": "nope"}}}, "datasets.r.adapter"),
         ({"datasets": {"r": {"adapter": "openi_reports", "shard_size": 0}}}, "datasets.r.shard_size"),
         ({"split": {"fractions": {"train": 0.5, "val": 0.1, "test": 0.1}}}, "split.fractions"),
+        ({"classifier": {"datasets": ["absent"]}}, "classifier.datasets"),
     ],
 )
 def test_bad_config_names_the_key(tmp_path, patch, key):

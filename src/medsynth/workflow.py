@@ -40,6 +40,9 @@ def validate_config(config: dict, schema_path: str | Path) -> None:
     fractions = config.get("split", {}).get("fractions")
     if fractions and abs(sum(fractions.values()) - 1.0) > 1e-6:
         raise MedsynthError(f"config error at 'split.fractions': fractions sum to {sum(fractions.values())}, not 1")
+    for name in config.get("classifier", {}).get("datasets", []):
+        if name not in config["datasets"]:
+            raise MedsynthError(f"config error at 'classifier.datasets': '{name}' is not a dataset in 'datasets'")
     for name, ds in config["datasets"].items():
         if ds["adapter"] in REAL_ADAPTERS:
             root = ds.get("root")

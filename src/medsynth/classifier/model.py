@@ -1,0 +1,54 @@
+"""Classifier architectures with a `features` method (penultimate layer) for domain feature distances."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class SmallCXRNet(nn.Module):
+    """A compact CNN that trains in seconds on CPU at demo size (the demo's stand-in for DenseNet-121)."""
+
+    def __init__(self, n_labels: int, width: int = 32, feature_dim: int = 128):
+        super().__init__()
+        chans = [1, width, width * 2, width * 4, width * 4]
+        layers = []
+        for cin, cout in zip(chans[:-1], chans[1:]):
+            layers += [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+                       nn.MaxPool2d(2)]
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(chans[-1], feature_dim), nn.ReLU())
+        self.classifier = nn.Linear(feature_dim, n_labels)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+class DenseNet121(nn.Module):
+    """torchvision's DenseNet-121 on one input channel (the architecture the papers' classifiers use)."""
+
+    def __init__(self, n_labels: int):
+        super().__init__()
+        from torchvision.models import densenet121
+
+        net = densenet121(weights=None, num_classes=n_labels)
+        net.features.conv0 = nn.Conv2d(1, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        self.net = net
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        f = torch.relu(self.net.features(x))
+        return torch.flatten(nn.functional.adaptive_avg_pool2d(f, 1), 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.classifier(self.features(x))
+
+
+ARCHS = {"small_cnn": SmallCXRNet, "densenet121": DenseNet121}
+
+
+def build_classifier(arch: str, n_labels: int) -> nn.Module:
+    if arch not in ARCHS:
+        raise ValueError(f"unknown classifier arch {arch!r} (known: {sorted(ARCHS)})")
+    return ARCHS[arch](n_labels)
