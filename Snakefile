@@ -15,6 +15,7 @@ wildcard_constraints:
     dataset="|".join(DATASETS) if DATASETS else "NONE",
     paper="|".join(PAPERS),
     shard=r"\d{5}",
+    page=r"[a-z0-9_]+",
 
 
 include: "rules/phantom.smk"

@@ -2,6 +2,7 @@
 from pathlib import Path
 
 from medsynth import workflow as wf
+from medsynth.report import screenshot
 from medsynth.errors import MedsynthError
 
 try:
@@ -57,6 +58,8 @@ def dataset_shards(wildcards):
 def all_targets(wildcards):
     targets = [f"{R}/data/{d}/summary.json" for d in DATASETS] + [f"{R}/report/index.html"]
     targets += [f"{R}/eval/classifier/{d}/test_metrics.json" for d in config["classifier"]["datasets"]]
+    if screenshot.find_browser():  # the screenshot is a convenience, taken where Chromium is installed
+        targets += [f"{R}/report/index.png"]
     targets += [f"{R}/figures/{d}/clahe_before_after.png" for d in wf.clahe_datasets(config)]
     if wf.uses_phantom(config):
         targets += [f"{R}/raw/phantom/prevalence.csv", f"{R}/figures/phantom/findings.png"]

@@ -50,3 +50,22 @@ rule report_index:
         "../envs/report.yaml"
     script:
         "../scripts/render_index.py"
+
+
+rule report_screenshot:
+    input:
+        html=f"{R}/report/{{page}}.html",
+    output:
+        report(f"{R}/report/{{page}}.png", category="Index"),
+    log:
+        logpath("report_screenshot", "page"),
+    benchmark:
+        benchpath("report_screenshot", "page")
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=5,
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../scripts/screenshot_report.py"
