@@ -32,7 +32,7 @@ rule preprocess_shard:
     output:
         directory(f"{R}/preprocessed/{{dataset}}/shards/{{shard}}"),
     params:
-        dataset=lambda wc: config["datasets"][wc.dataset],
+        dataset=lambda wc: {**config["datasets"][wc.dataset], "seed": config["seed"]},
         kind=lambda wc: wf.kind(config, wc.dataset),
         results=lambda wc, output: results_of(output[0], 3),
     log:
