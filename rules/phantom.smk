@@ -46,6 +46,7 @@ rule phantom_figures:
         table=f"{R}/raw/phantom/cohort.parquet",
     output:
         overview=report(f"{R}/figures/phantom/findings.png", category="Phantom cohort"),
+        sheets=directory(f"{R}/figures/phantom/sheets"),
     log:
         logpath("phantom_figures"),
     benchmark:
