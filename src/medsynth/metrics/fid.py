@@ -1,0 +1,242 @@
+"""FID, KID and IS with pytorch-fid's Inception, streamed, with cached reference statistics.
+
+Inputs are images in [0, 1] (floats) or uint8; grayscale is replicated to 3 channels (as PIL's convert("RGB") does in
+pytorch-fid). 3D volumes are evaluated patch-wise (xing2024): random crops, then every axial slice of a crop is one
+grayscale image replicated to RGB -- three adjacent slices are never packed into the RGB channels.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+import torch
+from scipy import linalg
+
+from ..errors import MedsynthError, RejectedInput
+from .inception import BackboneInfo, FIDInception, load_backbone
+from .stats import CachedStats, FeatureStats
+
+# pytorch-fid's IMAGE_EXTENSIONS
+IMAGE_EXTENSIONS = ("bmp", "jpg", "jpeg", "pgm", "png", "ppm", "tif", "tiff", "webp")
+
+
+# -- distances --------------------------------------------------------------------------------------------------------
+def psd_sqrt(sigma: np.ndarray) -> np.ndarray:
+    """Symmetric square root of a covariance matrix (negative rounding-noise eigenvalues clipped to 0)."""
+    w, v = linalg.eigh(np.asarray(sigma, dtype=np.float64))
+    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2, method: str = "eigh", sigma1_sqrt=None) -> float:
+    """||mu1-mu2||^2 + tr(S1 + S2 - 2 (S1 S2)^(1/2)).
+
+    "eigh" (default): tr((S1 S2)^(1/2)) = sum sqrt(eig(S1^(1/2) S2 S1^(1/2))), a symmetric PSD problem -- exact for
+    covariance matrices, faster than a general sqrtm and stable when the covariances are rank-deficient (fewer
+    images than feature dims). "pytorch-fid": pytorch-fid's own calculate_frechet_distance (scipy sqrtm).
+    `sigma1_sqrt`: psd_sqrt(sigma1) if already known (cached reference statistics).
+    """
+    mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
+    sigma1, sigma2 = np.atleast_2d(sigma1).astype(np.float64), np.atleast_2d(sigma2).astype(np.float64)
+    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape:
+        raise MedsynthError(f"FID statistics differ in shape: {mu1.shape} vs {mu2.shape}")
+    if method == "pytorch-fid":
+        from pytorch_fid.fid_score import calculate_frechet_distance
+
+        return float(calculate_frechet_distance(mu1, sigma1, mu2, sigma2))
+    if method != "eigh":
+        raise MedsynthError(f"unknown Frechet distance method '{method}' (eigh, pytorch-fid)")
+    s1_half = psd_sqrt(sigma1) if sigma1_sqrt is None else np.asarray(sigma1_sqrt, dtype=np.float64)
+    inner = s1_half @ sigma2 @ s1_half
+    tr_covmean = float(np.sqrt(np.clip(linalg.eigvalsh((inner + inner.T) / 2), 0, None)).sum())
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * tr_covmean)
+
+
+def kernel_inception_distance(feats1: np.ndarray, feats2: np.ndarray, subsets: int = 100, subset_size: int = 1000,
+                              seed: int = 0) -> tuple[float, float, int]:
+    """Unbiased MMD^2 with k(x, y) = (x.y / d + 1)^3 over seeded random subsets (Binkowski et al. 2018, as in
+    torch-fidelity). Returns (mean, std, subset size used); the size is capped at the smaller set."""
+    f1, f2 = np.asarray(feats1, dtype=np.float64), np.asarray(feats2, dtype=np.float64)
+    if f1.ndim != 2 or f1.shape[1] != f2.shape[1]:
+        raise MedsynthError(f"KID features must be N x d with equal d, got {f1.shape} and {f2.shape}")
+    m = min(subset_size, len(f1), len(f2))
+    if m < 2:
+        raise MedsynthError(f"KID needs at least 2 samples per set, got {len(f1)} and {len(f2)}")
+    d = f1.shape[1]
+    rng = np.random.default_rng(seed)
+    values = np.empty(subsets)
+    for i in range(subsets):
+        x = f1[rng.choice(len(f1), m, replace=False)]
+        y = f2[rng.choice(len(f2), m, replace=False)]
+        kxx = (x @ x.T / d + 1) ** 3
+        kyy = (y @ y.T / d + 1) ** 3
+        kxy = (x @ y.T / d + 1) ** 3
+        values[i] = ((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
+                     - 2 * kxy.mean())
+    return float(values.mean()), float(values.std()), m
+
+
+# -- image batches ----------------------------------------------------------------------------------------------------
+def to_batch(images) -> torch.Tensor:
+    """uint8 or [0, 1] float images -> N x 3 x H x W float32 tensor. Accepts a torch N x C x H x W tensor (C = 1/3)
+    or numpy H x W, H x W x C, N x H x W, N x H x W x C."""
+    if isinstance(images, torch.Tensor):
+        x = images.detach().cpu()
+        if x.ndim != 4 or x.shape[1] not in (1, 3):
+            raise MedsynthError(f"image tensor must be N x (1|3) x H x W, got {tuple(x.shape)}")
+    else:
+        arr = np.asarray(images)
+        if arr.ndim == 2:
+            arr = arr[None]
+        if arr.ndim == 3 and arr.shape[-1] not in (1, 3):
+            arr = arr[..., None]  # N x H x W grayscale
+        elif arr.ndim == 3:
+            arr = arr[None]
+        if arr.ndim != 4 or arr.shape[-1] not in (1, 3):
+            raise MedsynthError(f"cannot read images of shape {np.shape(images)} as (N x) H x W (x C)")
+        x = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2)
+    if x.dtype == torch.uint8:
+        x = x.float() / 255.0
+    else:
+        x = x.float()
+        if x.numel() and (x.min() < 0 or x.max() > 1):
+            raise MedsynthError(f"float images must lie in [0, 1], got [{float(x.min()):.3g}, {float(x.max()):.3g}]")
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    return x.contiguous()
+
+
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise MedsynthError(f"image folder not found: {folder}")
+    files = sorted(p for ext in IMAGE_EXTENSIONS for p in folder.glob(f"*.{ext}"))
+    if not files:
+        raise MedsynthError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {folder}")
+    return files
+
+
+def folder_batches(folder: str | os.PathLike, batch_size: int = 50) -> Iterator[torch.Tensor]:
+    """Images read as pytorch-fid does (PIL convert("RGB"), /255); same-size runs are batched together."""
+    from PIL import Image
+
+    batch: list[np.ndarray] = []
+    for path in list_images(folder):
+        try:
+            with Image.open(path) as im:
+                arr = np.asarray(im.convert("RGB"))
+        except OSError as err:
+            raise RejectedInput("unreadable image", f"{path.name}: {err}") from err
+        if batch and (arr.shape != batch[0].shape or len(batch) == batch_size):
+            yield to_batch(np.stack(batch))
+            batch = []
+        batch.append(arr)
+    if batch:
+        yield to_batch(np.stack(batch))
+
+
+def volume_patch_slices(volume: np.ndarray, crop: tuple[int, int, int] = (64, 256, 256), n_crops: int = 5,
+                        seed: int = 0, slices_per_batch: int = 64) -> Iterator[torch.Tensor]:
+    """Patch-wise 3D evaluation (xing2024): `n_crops` random D x H x W crops of a (D, H, W) volume in [0, 1]; each
+    axial slice of a crop becomes one grayscale image replicated to 3 channels."""
+    vol = np.asarray(volume)
+    if vol.ndim != 3:
+        raise MedsynthError(f"volume must be D x H x W, got shape {vol.shape}")
+    if any(c > s for c, s in zip(crop, vol.shape)):
+        raise MedsynthError(f"crop {crop} larger than volume {vol.shape}")
+    rng = np.random.default_rng(seed)
+    for _ in range(n_crops):
+        z, y, x = (int(rng.integers(0, s - c + 1)) for s, c in zip(vol.shape, crop))
+        patch = vol[z:z + crop[0], y:y + crop[1], x:x + crop[2]]
+        for start in range(0, crop[0], slices_per_batch):
+            yield to_batch(patch[start:start + slices_per_batch])  # N x H x W -> N x 3 x H x W
+
+
+# -- evaluator --------------------------------------------------------------------------------------------------------
+@dataclass
+class InceptionEvaluator:
+    """Holds one backbone; turns image batches into FeatureStats and stats pairs into FID/KID/IS."""
+
+    model: FIDInception
+    info: BackboneInfo
+    dims: int = 2048
+    device: str = "cpu"
+    reservoir_size: int = 10000
+    is_splits: int = 10
+    seed: int = 0
+
+    @classmethod
+    def create(cls, backbone: str = "inception-fid", weights: str | os.PathLike | None = None, dims: int = 2048,
+               device: str = "cpu", seed: int = 0, cache_dir: str | os.PathLike | None = None, **kw):
+        model, info = load_backbone(backbone, weights, dims, seed=seed, cache_dir=cache_dir, device=device)
+        return cls(model=model, info=info, dims=dims, device=device, seed=seed, **kw)
+
+    def stats(self, batches: Iterable) -> FeatureStats:
+        stats = FeatureStats(self.dims, self.reservoir_size, self.is_splits, self.seed)
+        for batch in batches:
+            feats, logits = self.model(to_batch(batch).to(self.device))
+            stats.update(feats.double().cpu().numpy(), None if logits is None else logits.double().cpu().numpy())
+        if stats.n == 0:
+            raise MedsynthError("no images to compute statistics from")
+        return stats
+
+    def folder_stats(self, folder: str | os.PathLike, batch_size: int = 50) -> FeatureStats:
+        return self.stats(folder_batches(folder, batch_size))
+
+    def cache_key(self, dataset: str, split: str) -> str:
+        # The weights hash is part of the key: stats from another weights file are never reused by mistake.
+        return (f"{dataset}__{split}__{self.info.backbone}-{self.info.weights_sha256[:12]}__"
+                f"{self.info.resize_mode}__d{self.dims}.npz")
+
+    def reference_stats(self, cache_dir: str | os.PathLike, dataset: str, split: str,
+                        batches_fn) -> FeatureStats | CachedStats:
+        """Cached reference statistics keyed by (dataset, split, backbone + weights, resize mode, dims);
+        `batches_fn()` is only called (and the cache written) on a miss."""
+        path = Path(cache_dir) / self.cache_key(dataset, split)
+        if not path.exists():
+            stats = self.stats(batches_fn())
+            stats.save_npz(path, meta={"dataset": dataset, "split": split, "backbone": self.info.backbone,
+                                       "weights_sha256": self.info.weights_sha256,
+                                       "resize_mode": self.info.resize_mode, "dims": self.dims, "n": stats.n},
+                           sigma_sqrt=psd_sqrt(stats.sigma))
+        return CachedStats(path)
+
+    def fid(self, a, b, method: str = "eigh") -> float:
+        # FID is symmetric: put the side with a cached square root first.
+        if getattr(a, "sigma_sqrt", None) is None and getattr(b, "sigma_sqrt", None) is not None:
+            a, b = b, a
+        return frechet_distance(a.mu, a.sigma, b.mu, b.sigma, method=method,
+                                sigma1_sqrt=getattr(a, "sigma_sqrt", None))
+
+    def kid(self, a, b, subsets: int = 100, subset_size: int = 1000) -> tuple[float, float, int]:
+        return kernel_inception_distance(a.kid_features(), b.kid_features(), subsets, subset_size, self.seed)
+
+
+def generative_records(ev: InceptionEvaluator, ref, gen, kid_subsets: int = 100, kid_subset_size: int = 1000,
+                       inception_score: bool = True, extra: dict | None = None) -> list:
+    """FID, KID (mean, std over subsets) and optionally IS of `gen` as MetricRecords carrying the backbone,
+    weights hash, resize mode, seed and image counts."""
+    from .provenance import MetricRecord
+
+    common = dict(backbone=ev.info.backbone, weights_sha256=ev.info.weights_sha256, resize_mode=ev.info.resize_mode,
+                  seed=ev.seed)
+    counts = {"n_reference": ref.n, "n_generated": gen.n, "dims": ev.dims, **(extra or {})}
+    kid, kid_std, m = ev.kid(ref, gen, kid_subsets, kid_subset_size)
+    records = [
+        MetricRecord(metric="fid", value=ev.fid(ref, gen), n=gen.n, extra=counts,
+                     definition="Frechet distance of Inception pool features (pytorch-fid formula, eigh trace)",
+                     **common),
+        MetricRecord(metric="kid", value=kid, std=kid_std, n=gen.n, extra={**counts, "subsets": kid_subsets,
+                                                                            "subset_size": m},
+                     definition="unbiased MMD^2, kernel (x.y/d + 1)^3, mean/std over seeded subsets", **common),
+    ]
+    if inception_score:
+        is_mean, is_std = gen.inception_score()
+        records.append(MetricRecord(metric="is", value=is_mean, std=is_std, n=gen.n,
+                                    extra={**counts, "splits": gen.is_splits},
+                                    definition="exp E KL(p(y|x) || p(y)), 1008-way bias-free logits, "
+                                               "image k in split k mod S", **common))
+    return records

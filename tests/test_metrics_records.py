@@ -1,0 +1,46 @@
+"""Provenance records and timing helpers."""
+import json
+
+import numpy as np
+import pytest
+
+import medsynth
+from medsynth.errors import MedsynthError
+from medsynth.metrics.provenance import MetricRecord, code_version
+from medsynth.metrics.timing import measure_latency, peak_memory
+
+
+def test_record_round_trip_carries_provenance(tmp_path):
+    rec = MetricRecord(metric="kid", value=0.012, std=0.003, n=200, backbone="inception-random",
+                       weights_sha256="ab" * 32, resize_mode="bilinear-299-in-model", seed=0,
+                       definition="unbiased MMD^2, (x.y/d+1)^3, 100 subsets", extra={"subset_size": 200})
+    assert rec.code_version.startswith(medsynth.__version__)
+    assert rec.is_substitute_backbone
+    rec.write(tmp_path / "kid.json")
+    raw = json.loads((tmp_path / "kid.json").read_text())
+    assert raw["value"] == 0.012 and raw["std"] == 0.003 and raw["weights_sha256"] == "ab" * 32
+    assert MetricRecord.read(tmp_path / "kid.json") == rec
+    assert code_version() == rec.code_version
+
+
+def test_record_rejects_missing_values(tmp_path):
+    with pytest.raises(MedsynthError, match="no numeric value"):
+        MetricRecord(metric="fid", value=float("nan"), n=3)
+    with pytest.raises(MedsynthError, match="0 items"):
+        MetricRecord(metric="fid", value=1.0, n=0)
+    (tmp_path / "x.json").write_text('{"nope": 1}')
+    with pytest.raises(MedsynthError, match="not a metric record"):
+        MetricRecord.read(tmp_path / "x.json")
+
+
+def test_latency_and_peak_memory_measure_real_work():
+    calls = []
+    lat = measure_latency(lambda: calls.append(sum(range(20000))), images_per_call=4, warmup=2, repeats=3)
+    assert len(calls) == 5
+    assert lat["seconds_per_image"] == pytest.approx(lat["seconds_per_call"] / 4)
+    assert lat["seconds_per_call"] > 0
+    with peak_memory() as mem:
+        block = np.ones(64 * 2 ** 20 // 8)  # 64 MiB, touched
+        block.sum()
+    del block
+    assert mem["peak_bytes"] >= 48 * 2 ** 20 and "RSS" in mem["method"]
