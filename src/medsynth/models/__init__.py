@@ -1,0 +1,1 @@
+"""Model components of the 2D latent-diffusion engine: text encoders (+ projections), VAE, U-Net."""

@@ -1,0 +1,90 @@
+"""Load pretrained components from a Hugging Face hub id or a local path, with one clear error when unavailable.
+
+A model entry (from the config) is a dict: {"name": hub id | local path | "embedded:minilm", "subfolder": ...,
+"revision": ..., "trust_remote_code": false, ...}. `trust_remote_code` stays off unless the entry sets it.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+from ..embedded import minilm_dir
+from ..errors import MedsynthError
+from .text_encoders import ConditioningTextEncoder, ConditioningTextEncoderConfig, _is_clip
+
+EMBEDDED = {"embedded:minilm": minilm_dir}
+
+
+def resolve_name(name: str) -> str:
+    if name in EMBEDDED:
+        return str(EMBEDDED[name]())
+    return name
+
+
+def pretrained(loader: Callable[..., Any], entry: dict, what: str, **kwargs) -> Any:
+    """Call `loader(name, ...)`; turn "not found / offline" failures into one MedsynthError naming the model."""
+    name = resolve_name(entry["name"])
+    opts = {k: entry[k] for k in ("subfolder", "revision") if entry.get(k)}
+    try:
+        return loader(name, trust_remote_code=bool(entry.get("trust_remote_code", False)), **opts, **kwargs)
+    except (OSError, ValueError) as err:
+        raise MedsynthError(_missing_message(entry["name"], what, err)) from err
+
+
+def _missing_message(name: str, what: str, err: Exception) -> str:
+    offline = os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("TRANSFORMERS_OFFLINE") == "1"
+    first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+    return (f"cannot load {what} '{name}'{' (offline mode)' if offline else ''}: {first}. Supply it as a local "
+            f"folder path in the config's model entry, or download it into the Hugging Face cache (HF_HOME) on a "
+            f"machine with internet: `hf download {name}`")
+
+
+def _sentence_transformers_pooling(path: str) -> tuple[str | None, bool]:
+    """Read a sentence-transformers folder's pooling mode, so 'model_specific' reproduces its embedding."""
+    root = Path(path)
+    modules = root / "modules.json"
+    if not modules.is_file():
+        return None, False
+    entries = json.loads(modules.read_text())
+    normalize = any(m.get("type", "").endswith("Normalize") for m in entries)
+    for m in entries:
+        if m.get("type", "").endswith("Pooling"):
+            cfg = json.loads((root / m["path"] / "config.json").read_text())
+            for mode, key in (("cls", "pooling_mode_cls_token"), ("max", "pooling_mode_max_tokens"),
+                              ("mean", "pooling_mode_mean_tokens")):
+                if cfg.get(key):
+                    return mode, normalize
+    return None, normalize
+
+
+def load_text_encoder(entry: dict) -> tuple[ConditioningTextEncoder, Any]:
+    """Return (ConditioningTextEncoder, tokenizer) for a model entry.
+
+    Extra keys: extraction ('tokens' default), projection ({"kind", "out_dim", "hidden_dim"}),
+    max_length (tokenizer padding length; default 77 as in Stable Diffusion), tokenizer_subfolder.
+    """
+    from transformers import AutoConfig, AutoModel, AutoTokenizer, CLIPTextModel
+
+    entry = {"name": "embedded:minilm", **entry}
+    config = pretrained(AutoConfig.from_pretrained, entry, "text encoder config")
+    model_cls = CLIPTextModel if _is_clip(config) else AutoModel
+    model = pretrained(model_cls.from_pretrained, entry, "text encoder")
+    tok_entry = dict(entry, subfolder=entry.get("tokenizer_subfolder", entry.get("subfolder") and "tokenizer"))
+    tokenizer = pretrained(AutoTokenizer.from_pretrained, tok_entry, "tokenizer")
+    tokenizer.model_max_length = int(entry.get("max_length", 77))
+    return wrap_encoder(model, entry, source=resolve_name(entry["name"])), tokenizer
+
+
+def wrap_encoder(model, entry: dict, source: str | None = None) -> ConditioningTextEncoder:
+    """Wrap an already-built transformers text model with an extraction method and optional projection."""
+    st_pooling, st_normalize = _sentence_transformers_pooling(source) if source else (None, False)
+    clip = _is_clip(model.config)
+    inner = model.config.to_dict()
+    cfg = ConditioningTextEncoderConfig(
+        encoder=inner, extraction=entry.get("extraction", "tokens"), projection=entry.get("projection"),
+        # SD-1.x never passes CLIP a mask; keep that so an SD checkpoint behaves as published.
+        use_attention_mask=bool(entry.get("use_attention_mask", not clip)),
+        st_pooling=st_pooling, st_normalize=st_normalize)
+    return ConditioningTextEncoder(cfg, encoder=model)

@@ -1,0 +1,1 @@
+"""Training of the 2D latent-diffusion engine: VAE stage, diffusion stage, strategies, caches, checkpoints."""

@@ -1,0 +1,54 @@
+"""Tiny models for the engine tests (built in the test, CPU, seeded): 32x32 one-channel images."""
+from __future__ import annotations
+
+import torch
+from diffusers import DDPMScheduler
+from transformers import AutoTokenizer, BertConfig, BertModel
+
+from medsynth.embedded import minilm_dir
+from medsynth.models.autoencoder import build_autoencoder
+from medsynth.models.loading import wrap_encoder
+from medsynth.models.unet import build_unet
+from medsynth.training.data import TensorImages
+
+PROMPTS = ["normal chest x ray", "left pleural effusion", "cardiomegaly", "right upper lobe nodule"]
+
+
+def tiny_tokenizer():
+    tok = AutoTokenizer.from_pretrained(str(minilm_dir()))
+    tok.model_max_length = 16
+    return tok
+
+
+def tiny_text_encoder(tokenizer, projection=None, extraction="tokens", seed=0):
+    torch.manual_seed(seed)
+    bert = BertModel(BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                intermediate_size=64, max_position_embeddings=64, hidden_dropout_prob=0.0,
+                                attention_probs_dropout_prob=0.0))
+    return wrap_encoder(bert, {"extraction": extraction, "projection": projection})
+
+
+def tiny_vae(seed=0):
+    torch.manual_seed(seed)
+    return build_autoencoder(in_channels=1, latent_channels=4, block_out_channels=(8, 16), layers_per_block=1,
+                             norm_num_groups=8, sample_size=32)
+
+
+def tiny_unet(cross_dim=32, seed=0):
+    torch.manual_seed(seed)
+    return build_unet(sample_size=16, in_channels=4, cross_attention_dim=cross_dim, block_out_channels=(16, 32),
+                      attention_resolutions=(8,), layers_per_block=1, attention_head_dim=8, norm_num_groups=8)
+
+
+def tiny_images(n=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, 32), torch.linspace(-1, 1, 32), indexing="ij")
+    imgs = []
+    for _ in range(n):
+        cx, cy, r = (torch.rand(3, generator=g) * torch.tensor([1.0, 1.0, 0.4]) + torch.tensor([-0.5, -0.5, 0.2]))
+        imgs.append((((xx - cx) ** 2 + (yy - cy) ** 2) < r ** 2).float() * 1.6 - 0.8)
+    return TensorImages(torch.stack(imgs)[:, None])
+
+
+def ddpm():
+    return DDPMScheduler(num_train_timesteps=100, beta_schedule="squaredcos_cap_v2")
