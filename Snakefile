@@ -16,11 +16,16 @@ wildcard_constraints:
     paper="|".join(PAPERS),
     shard=r"\d{5}",
     page=r"[a-z0-9_]+",
+    model="|".join(config.get("models", {})) or "NONE",
+    promptset=r"[a-z0-9_]+",
 
 
 include: "rules/phantom.smk"
 include: "rules/data.smk"
+include: "rules/train.smk"
+include: "rules/sample.smk"
 include: "rules/evaluate.smk"
+include: "rules/choksi2025.smk"
 include: "rules/report.smk"
 
 

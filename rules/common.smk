@@ -64,3 +64,33 @@ def all_targets(wildcards):
     if wf.uses_phantom(config):
         targets += [f"{R}/raw/phantom/prevalence.csv", f"{R}/figures/phantom/findings.png"]
     return targets
+
+
+# --- latent-diffusion model entries (rules/train.smk, rules/sample.smk) ---
+def model_cfg(wildcards):
+    return config["models"][wildcards.model]
+
+
+def model_manifest(wildcards):
+    return f"{R}/data/{config['models'][wildcards.model]['dataset']}/manifest.parquet"
+
+
+def model_gpus(wildcards):
+    # GPUs per job come from the model entry (0 in the CPU demo); the SLURM profile overrides per rule.
+    return config["models"][wildcards.model].get("gpu", 0)
+
+
+# --- choksi2025 (rules/choksi2025.smk) ---
+CH = config.get("choksi2025", {})
+CH_MODEL = CH.get("model", "choksi2025")
+CH_DATASET = config.get("models", {}).get(CH_MODEL, {}).get("dataset", "")
+CH_OUT = f"{R}/eval/choksi2025"
+CH_FIG = f"{R}/figures/choksi2025"
+
+
+def ch_samples(promptset):
+    return f"{R}/samples/{CH_MODEL}/{promptset}/samples.csv"
+
+
+def ch_params():
+    return {"dataset": CH_DATASET, "model": CH_MODEL, "scale": config["scale"], "seed": config["seed"]}

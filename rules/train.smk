@@ -1,0 +1,56 @@
+# Generic training of a latent-diffusion model entry (config `models: <model>:`): VAE stage, then diffusion stage.
+# Papers reuse these by adding a model entry; the stages read everything from that entry (sizes, optimiser, steps).
+
+
+rule train_vae:
+    input:
+        manifest=model_manifest,
+    output:
+        config=f"{R}/models/{{model}}/vae/config.json",
+        weights=f"{R}/models/{{model}}/vae/diffusion_pytorch_model.safetensors",
+        summary=f"{R}/models/{{model}}/vae_train.json",
+    params:
+        model=model_cfg,
+        seed=config["seed"],
+        work=lambda wc, output: str(Path(output.summary).parent / "work" / "vae"),
+        results=lambda wc, input: results_of(input.manifest, 2),
+    log:
+        logpath("train_vae", "model"),
+    benchmark:
+        benchpath("train_vae", "model")
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=1440,
+        gpu=model_gpus,
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../scripts/train_vae.py"
+
+
+rule train_diffusion:
+    input:
+        manifest=model_manifest,
+        vae=rules.train_vae.output.config,
+    output:
+        unet=f"{R}/models/{{model}}/pipeline/unet/config.json",
+        summary=f"{R}/models/{{model}}/diffusion_train.json",
+    params:
+        model=model_cfg,
+        seed=config["seed"],
+        work=lambda wc, output: str(Path(output.summary).parent / "work" / "diffusion"),
+        results=lambda wc, input: results_of(input.manifest, 2),
+    log:
+        logpath("train_diffusion", "model"),
+    benchmark:
+        benchpath("train_diffusion", "model")
+    threads: 2
+    resources:
+        mem_mb=16000,
+        runtime=2880,
+        gpu=model_gpus,
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../scripts/train_diffusion.py"

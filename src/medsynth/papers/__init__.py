@@ -1,0 +1,1 @@
+"""Per-paper assembly of measured table cells and figures."""
