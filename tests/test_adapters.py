@@ -270,3 +270,19 @@ def test_example_configs_validate(repo, tmp_path, name):
     merged["datasets"].update(extra["datasets"])
     with pytest.raises(MedsynthError, match=f"datasets.{name}.root"):
         validate_config(merged, repo / "schemas" / "config.schema.yaml")
+
+
+def test_paper_config_choksi2025_openi_validates(repo, tmp_path):
+    """config.yaml + config/openi.yaml + config/choksi2025_openi.yaml: the documented paper-scale stack."""
+    from snakemake.utils import update_config
+
+    from medsynth.workflow import validate_config
+
+    merged = {}
+    for f in ("config.yaml", "config/openi.yaml", "config/choksi2025_openi.yaml"):
+        update_config(merged, yaml.safe_load((repo / f).read_text()))
+    merged["datasets"]["openi"]["root"] = str(tmp_path)
+    validate_config(merged, repo / "schemas" / "config.schema.yaml")
+    m = merged["models"]["choksi2025"]
+    assert m["dataset"] == "openi" and m["image_size"] == 256 and m["vae"]["latent_channels"] == 8
+    assert m["unet"]["block_out_channels"][0] == 48 and m["diffusion"]["train"]["cfg_dropout"] == 0.1
