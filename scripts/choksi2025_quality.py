@@ -36,11 +36,17 @@ cells = quality_cells(quality_values(gen, real), {**prov, "n": len(held), "metho
 fid_cfg = p.fid
 ev = InceptionEvaluator.create(backbone=fid_cfg["backbone"], weights=fid_cfg.get("weights"), dims=fid_cfg["dims"],
                                seed=p.seed, cache_dir=p.cache)
-fid = ev.fid(ev.stats(gen[i:i + 16] for i in range(0, len(gen), 16)), ev.stats(real[i:i + 16] for i in range(0, len(real), 16)))
 label = "" if fid_cfg["backbone"] == "inception-fid" else " (STAND-IN backbone: not comparable to the published FID)"
+method = f"Frechet distance, generated vs real held-out images{label}"
+if len(held) < 2:  # a covariance needs two images: record why there is no number rather than invent one
+    fid, method = None, f"not computed: {len(held)} held-out image(s), FID needs at least 2 ({method})"
+    log.warning("FID skipped: only %d held-out image(s)", len(held))
+else:
+    fid = ev.fid(ev.stats(gen[i:i + 16] for i in range(0, len(gen), 16)),
+                 ev.stats(real[i:i + 16] for i in range(0, len(real), 16)))
 cells.append(make_cell(PAPER, "quality", ROW, "FID", fid, provenance={
-    **prov, "n": len(held), "method": f"Frechet distance, generated vs real held-out images{label}",
+    **prov, "n": len(held), "method": method,
     "backbone": ev.info.backbone, "weights_sha256": ev.info.weights_sha256, "dims": fid_cfg["dims"],
     "resize": ev.info.resize_mode}))
 write_json(cells, snakemake.output.cells)
-log.info("quality: %s", {c["column"]: round(c["value"], 4) for c in cells})
+log.info("quality: %s", {c["column"]: c["value"] for c in cells})

@@ -88,6 +88,19 @@ def test_patient_split_keeps_patients_together():
     assert (again[::-1].to_numpy() == split.to_numpy()).all()
 
 
+@pytest.mark.parametrize("n", [3, 5, 12, 20])
+def test_patient_split_small_cohort_fills_every_split(n):
+    fr = {"train": 0.8, "val": 0.1, "test": 0.1}
+    for key in (b"a", b"b", b"c", b"d"):
+        patients = pd.Series([f"p{i}" for i in range(n)] * 2)
+        split = patient_split(patients, fr, key, "ds")
+        assert set(split) == {"train", "val", "test"}, (n, key, split.value_counts().to_dict())
+        assert (split.value_counts()["train"] >= split.value_counts()[["val", "test"]]).all()
+        pd.testing.assert_series_equal(split, patient_split(patients, fr, key, "ds"))
+    assert set(patient_split(pd.Series(["a", "b"]), fr, b"k", "ds")) <= {"train", "val", "test"}
+    assert set(patient_split(pd.Series([f"p{i}" for i in range(9)]), {"train": 1.0}, b"k", "ds")) == {"train"}
+
+
 def test_pseudonym_is_keyed_and_stable(monkeypatch):
     assert pseudonym(b"a", "ns", "p1") == pseudonym(b"a", "ns", "p1")
     assert pseudonym(b"a", "ns", "p1") != pseudonym(b"b", "ns", "p1")

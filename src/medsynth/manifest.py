@@ -30,7 +30,8 @@ def empty_rejects() -> pd.DataFrame:
 def patient_split(patient_keys: pd.Series, fractions: dict, key: bytes, namespace: str) -> pd.Series:
     """Assign each row a split by hashing its patient, so all images of one patient share a split.
 
-    The hash makes the assignment stable when rows are added or reordered; the fractions are met in expectation.
+    The hash makes the assignment stable when rows are added or reordered; the fractions are met in expectation, and every split with a positive fraction gets at least one patient
+    when there are enough patients.
     """
     fr = {s: float(fractions.get(s, 0.0)) for s in SPLITS}
     total = sum(fr.values())
@@ -40,6 +41,17 @@ def patient_split(patient_keys: pd.Series, fractions: dict, key: bytes, namespac
     unique = pd.Series(patient_keys.astype(str).unique())
     u = unique.map(lambda p: int(pseudonym(key, namespace + "/split", p, 12), 16) / float(16**12))
     which = np.searchsorted(edges, u.to_numpy(), side="right").clip(0, len(SPLITS) - 1)
+    # Small cohorts: a split with a positive fraction must not come out empty (a test set of nobody). Give it the
+    # patient whose hash lies nearest its interval, taken from a split that can spare one; large cohorts never
+    # reach this, so their assignment stays the stable hash one.
+    starts = np.concatenate([[0.0], edges[:-1]])
+    for i, s in enumerate(SPLITS):
+        counts = np.bincount(which, minlength=len(SPLITS))
+        if fr[s] > 0 and counts[i] == 0:
+            spare = np.flatnonzero(counts[which] > 1)
+            if spare.size:
+                centre = (starts[i] + edges[i]) / 2
+                which[spare[np.argmin(np.abs(u.to_numpy()[spare] - centre))]] = i
     mapping = dict(zip(unique, (SPLITS[i] for i in which)))
     return patient_keys.astype(str).map(mapping)
 
