@@ -75,6 +75,13 @@ def model_manifest(wildcards):
     return f"{R}/data/{config['models'][wildcards.model]['dataset']}/manifest.parquet"
 
 
+def model_vae(wildcards):
+    # A from-scratch entry's diffusion stage needs its trained VAE; a `pretrained:` entry brings its own.
+    if config["models"][wildcards.model].get("pretrained"):
+        return []
+    return f"{R}/models/{wildcards.model}/vae/config.json"
+
+
 def model_gpus(wildcards):
     # GPUs per job come from the model entry (0 in the CPU demo); the SLURM profile overrides per rule.
     return config["models"][wildcards.model].get("gpu", 0)

@@ -1,5 +1,7 @@
-# Generic training of a latent-diffusion model entry (config `models: <model>:`): VAE stage, then diffusion stage.
-# Papers reuse these by adding a model entry; the stages read everything from that entry (sizes, optimiser, steps).
+# Generic training of a latent-diffusion model entry (config `models: <model>:`): VAE stage, then diffusion stage
+# (a `pretrained:` Stable Diffusion entry skips the VAE stage). Papers reuse these by adding a model entry; the
+# stages read everything from that entry (sizes, optimiser, steps, strategy). A job with resources.gpu > 1 runs
+# its stage under `accelerate launch --num_processes {resources.gpu}` (medsynth.training.launch).
 
 
 rule train_vae:
@@ -32,7 +34,7 @@ rule train_vae:
 rule train_diffusion:
     input:
         manifest=model_manifest,
-        vae=rules.train_vae.output.config,
+        vae=model_vae,
     output:
         unet=f"{R}/models/{{model}}/pipeline/unet/config.json",
         summary=f"{R}/models/{{model}}/diffusion_train.json",

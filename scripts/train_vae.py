@@ -1,18 +1,19 @@
-"""Step: train a model entry's VAE (MSE + KL), restore its best-validation weights, measure its latent scale."""
+"""Step: train a from-scratch model entry's VAE (MSE + KL), restore its best-validation weights, measure its latent
+scale; on a job with more than one GPU through `accelerate launch` (medsynth.training.launch)."""
 from pathlib import Path
 
 import torch
 
-from medsynth.io import read_table, write_json
-from medsynth.papers.choksi2025 import train_vae_stage
+from medsynth.io import write_json
+from medsynth.training.launch import run_stage
 from medsynth.workflow import script_logging
 
 log = script_logging(snakemake)
 torch.set_num_threads(snakemake.threads)
-out_dir = Path(snakemake.output.config).parent
-summary = train_vae_stage(read_table(snakemake.input.manifest), Path(snakemake.params.results),
-                          snakemake.params.model, Path(snakemake.params.work), out_dir, snakemake.params.seed)
+summary = run_stage("vae", dict(snakemake.params.model), Path(snakemake.input.manifest), Path(snakemake.params.results),
+                    Path(snakemake.params.work), Path(snakemake.output.config).parent, Path(snakemake.output.summary),
+                    snakemake.params.seed, gpus=int(snakemake.resources.get("gpu", 0) or 0), log=log)
 summary["model"] = snakemake.wildcards.model
 write_json(summary, snakemake.output.summary)
-log.info("VAE: %d steps, best val %.5f, latent scale %.4f", summary["steps"], summary["best_val"] or float("nan"),
-         summary["scaling_factor"])
+log.info("VAE: %d steps on %d process(es), best val %.5f, latent scale %.4f", summary["steps"],
+         summary.get("processes", 1), summary["best_val"] or float("nan"), summary["scaling_factor"])

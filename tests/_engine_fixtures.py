@@ -52,3 +52,46 @@ def tiny_images(n=8, seed=0):
 
 def ddpm():
     return DDPMScheduler(num_train_timesteps=100, beta_schedule="squaredcos_cap_v2")
+
+
+def tiny_clip_tokenizer(folder):
+    """A byte-level CLIPTokenizer (no merges) written to `folder`: the tokenizer class of Stable Diffusion."""
+    import json
+    from pathlib import Path
+
+    from transformers import CLIPTokenizer
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    chars = list(bytes_to_unicode().values())
+    vocab = chars + [c + "</w>" for c in chars] + ["<|startoftext|>", "<|endoftext|>"]
+    (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(vocab)}))
+    (folder / "merges.txt").write_text("#version: 0.2\n")
+    tok = CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"))
+    tok.model_max_length = 77
+    return tok
+
+
+def save_tiny_stable_diffusion(folder, seed=0):
+    """A tiny Stable Diffusion checkpoint (RGB AutoencoderKL, UNet2DConditionModel, CLIP text model + tokenizer,
+    PNDM scheduler with SD's schedule), saved by stock diffusers as a local pipeline folder (safetensors)."""
+    from diffusers import PNDMScheduler, StableDiffusionPipeline
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    tok = tiny_clip_tokenizer(f"{folder}-tokenizer")
+    torch.manual_seed(seed)
+    clip = CLIPTextModel(CLIPTextConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                        num_attention_heads=2, max_position_embeddings=77, bos_token_id=512,
+                                        eos_token_id=513, pad_token_id=513))
+    torch.manual_seed(seed + 1)
+    vae = build_autoencoder(in_channels=3, latent_channels=4, block_out_channels=(8, 16), layers_per_block=1,
+                            norm_num_groups=8, sample_size=32)
+    vae.register_to_config(scaling_factor=0.7)
+    sched = PNDMScheduler(num_train_timesteps=100, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                          skip_prk_steps=True, steps_offset=1, set_alpha_to_one=False)
+    pipe = StableDiffusionPipeline(vae=vae, text_encoder=clip, tokenizer=tok, unet=tiny_unet(32, seed=seed + 2),
+                                   scheduler=sched, safety_checker=None, feature_extractor=None,
+                                   requires_safety_checker=False)
+    pipe.save_pretrained(folder, safe_serialization=True)
+    return folder

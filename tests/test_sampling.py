@@ -10,7 +10,8 @@ import torch
 from diffusers import DiffusionPipeline, StableDiffusionImg2ImgPipeline, StableDiffusionPipeline
 from PIL import Image
 
-from _engine_fixtures import ddpm, tiny_images, tiny_text_encoder, tiny_tokenizer, tiny_unet, tiny_vae
+from _engine_fixtures import (ddpm, save_tiny_stable_diffusion, tiny_images, tiny_text_encoder, tiny_tokenizer,
+                              tiny_unet, tiny_vae)
 from medsynth import cli
 from medsynth.errors import MedsynthError
 from medsynth.models.autoencoder import set_scaling_factor
@@ -166,3 +167,34 @@ def test_unknown_sampler_and_seed_mismatch():
         txt2img(**comp, prompts=PROMPTS, seeds=[1])
     with pytest.raises(MedsynthError, match="not a diffusers pipeline"):
         load_pipeline("/nonexistent")
+
+
+def test_stable_diffusion_checkpoint_from_a_local_folder_matches_stock_diffusers(tmp_path):
+    from medsynth.models.loading import load_stable_diffusion
+
+    folder = save_tiny_stable_diffusion(tmp_path / "sd")
+    comp = load_stable_diffusion({"name": str(folder)})
+    assert type(comp["scheduler"]).__name__ == "PNDMScheduler" and comp["vae"].config.scaling_factor == 0.7
+    assert type(comp["text_encoder"].encoder).__name__ == "CLIPTextModel"
+    assert not comp["text_encoder"].config.use_attention_mask and comp["tokenizer"].model_max_length == 77
+    assert comp["noise_scheduler"].config.beta_schedule == "scaled_linear"
+    stock = StableDiffusionPipeline.from_pretrained(folder)
+    stock.set_progress_bar_config(disable=True)
+    ref = stock(PROMPTS[:2], num_inference_steps=4, guidance_scale=3.0, output_type="pt",
+                generator=[torch.Generator().manual_seed(s) for s in (1, 2)]).images
+    parts = {k: comp[k] for k in ("vae", "unet", "text_encoder", "tokenizer", "scheduler")}
+    ours = txt2img(**parts, prompts=PROMPTS[:2], seeds=[1, 2], num_inference_steps=4, guidance_scale=3.0)
+    assert ours.shape == (2, 3, 32, 32) and torch.allclose(ours, ref, atol=1e-5)
+
+
+def test_stable_diffusion_checkpoint_errors_name_the_model(tmp_path, monkeypatch):
+    from medsynth.models.loading import load_stable_diffusion
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(MedsynthError, match=r"some-org/sd-model.*hf download"):
+        load_stable_diffusion({"name": "some-org/sd-model"})
+    folder = save_tiny_stable_diffusion(tmp_path / "sd")
+    for f in folder.rglob("*.safetensors"):  # a checkpoint with pickle weights only is refused, never unpickled
+        f.rename(f.with_suffix(".bin"))
+    with pytest.raises(MedsynthError, match=r"only pickle weights.*safetensors"):
+        load_stable_diffusion({"name": str(folder)})

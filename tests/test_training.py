@@ -89,13 +89,21 @@ def test_strategy_changes_exactly_its_parameters(tmp_path, strategy):
         assert result.conditions == 2 * 2 * 4  # instance + class images in every batch (prior preservation)
 
 
-def test_textual_inversion_updates_only_new_token_rows(tmp_path):
+def test_textual_inversion_updates_only_new_token_rows(tmp_path, monkeypatch):
+    from medsynth.training.strategies import OBJECT_TEMPLATES
+
     vae, unet, te, tok, data = _setup(projection=None)
-    data.prompts = [f"a photo of a <lung-xray> {p}" for p in data.prompts]
     unet_before, enc_before = _snapshot(unet), _snapshot(te.encoder)
-    cfg = TrainConfig(strategy="textual_inversion", max_steps=3, batch_size=4, learning_rate=5e-2,
-                      adam_weight_decay=0.1, placeholder_tokens=("<lung-xray>",), initializer_token="lung")
+    seen = []
+    real_encode = loop.encode
+    monkeypatch.setattr(loop, "encode", lambda te_, tok_, texts, *a, **k: seen.extend(texts) or real_encode(te_, tok_, texts, *a, **k))
+    cfg = TrainConfig(strategy="textual_inversion", max_steps=3, batch_size=4, learning_rate=5e-2, cfg_dropout=0.0,
+                      adam_weight_decay=0.1, placeholder_tokens=("<lung-xray>",), initializer_token="lung",
+                      ti_templates="object")
     _, strategy = train_diffusion(vae, unet, te, tok, ddpm(), data, cfg, tmp_path)
+    # diffusers' recipe: every training prompt is an object template around the placeholder
+    assert len(seen) == 12 and all(t in {x.format("<lung-xray>") for x in OBJECT_TEMPLATES} for t in seen)
+    assert len(set(seen)) > 1
     key = "embeddings.word_embeddings.weight"
     new = strategy.token_ids
     emb = te.encoder.state_dict()[key]
@@ -191,9 +199,12 @@ def test_gradient_checkpointing_and_bf16(tmp_path):
     for name, kw in {"plain": {}, "ckpt": {"gradient_checkpointing": True}, "bf16": {"mixed_precision": "bf16"}}.items():
         _reset_accelerate()
         vae, unet, te, tok, data = _setup()
+        frozen = _snapshot(vae)
         result, _ = train_diffusion(vae, unet, te, tok, ddpm(), data, TrainConfig(max_steps=1, batch_size=4, **kw),
                                     tmp_path / name)
         losses[name] = result.losses[0]
+        # fp32 master weights: trained modules stay fp32; the frozen VAE (run in bf16) gets its exact fp32 weights back
+        assert unet.dtype == torch.float32 and vae.dtype == torch.float32 and not _changed(frozen, vae)
     assert losses["ckpt"] == pytest.approx(losses["plain"], rel=1e-5)
     assert losses["bf16"] == pytest.approx(losses["plain"], rel=0.05)
 
@@ -208,3 +219,132 @@ def test_bad_inputs_raise_clear_errors(tmp_path):
     vae, unet, te, tok, data = _setup(projection=None)
     with pytest.raises(MedsynthError, match="projection head"):
         train_diffusion(vae, unet, te, tok, ddpm(), data, TrainConfig(strategy="projection"), tmp_path)
+
+
+def test_batches_are_split_across_processes_without_overlap():
+    for n, b, world in ((10, 2, 2), (7, 2, 3), (8, 4, 1)):
+        per_epoch = -(-n // (b * world))
+        for epoch in range(2):
+            parts = [[loop.batch_indices(n, b, epoch * per_epoch + m, 3, r, world) for m in range(per_epoch)]
+                     for r in range(world)]
+            flat = [i for rank in parts for batch in rank for i in batch]
+            assert sorted(set(flat)) == list(range(n))  # every image once per epoch ...
+            assert all(batch for rank in parts for batch in rank)  # ... and no process ever gets an empty batch
+            if n % (b * world) == 0:
+                assert len(flat) == n
+    assert loop.batch_indices(8, 4, 0, 3) == loop.batch_indices(8, 4, 0, 3, 0, 1)
+
+
+def _manifest(tmp_path, n_train=6, n_val=2, size=32):
+    import pandas as pd
+    from PIL import Image
+
+    images = tiny_images(n_train + n_val).images
+    rows = []
+    for i, img in enumerate(images):
+        name = f"img/{i:03d}.png"
+        (tmp_path / "img").mkdir(exist_ok=True)
+        Image.fromarray(((img[0].numpy() + 1) * 127.5).round().astype("uint8")).save(tmp_path / name)
+        rows.append({"id": f"p{i}", "split": "train" if i < n_train else "val", "image": name,
+                     "prompt": PROMPTS[i % 4]})
+    df = pd.DataFrame(rows)
+    df.to_parquet(tmp_path / "manifest.parquet")
+    return df
+
+
+def test_dreambooth_from_a_stable_diffusion_checkpoint_generates_class_images_and_saves_a_pipeline(tmp_path):
+    from diffusers import DiffusionPipeline
+    from safetensors.torch import load_file
+
+    from _engine_fixtures import save_tiny_stable_diffusion
+    from medsynth.training.stages import train_diffusion_stage
+
+    df = _manifest(tmp_path)
+    sd = save_tiny_stable_diffusion(tmp_path / "sd")
+    entry = {"dataset": "x", "pretrained": {"name": str(sd)}, "diffusion": {"train": {
+        "strategy": "dreambooth", "max_steps": 2, "batch_size": 2, "learning_rate": 1e-3, "class_prompt": "chest x ray",
+        "num_class_images": 3, "class_image_steps": 2, "checkpoint_every": 100, "progress_bar": False}}}
+    summary = train_diffusion_stage(df, tmp_path, entry, None, tmp_path / "work", tmp_path / "pipe", seed=0)
+    assert summary["steps"] == 2 and summary["strategy"] == "dreambooth" and summary["pretrained"] == str(sd)
+    assert summary["image_size"] == 32 and summary["parameters"]["trainable_diffusion_stage"] == summary["parameters"]["unet"]
+    assert sorted(p.name for p in (tmp_path / "work" / "class_images").glob("*.png")) == [
+        "class_00000.png", "class_00001.png", "class_00002.png"]
+    for part in ("vae", "text_encoder"):  # frozen: saved bit-identical to the checkpoint
+        ref, got = load_file(next((sd / part).glob("*.safetensors"))), load_file(next((tmp_path / "pipe" / part).glob("*.safetensors")))
+        assert ref.keys() == got.keys() and all(torch.equal(ref[k], got[k]) for k in ref)
+    ref_unet = load_file(next((sd / "unet").glob("*.safetensors")))
+    got_unet = load_file(next((tmp_path / "pipe" / "unet").glob("*.safetensors")))
+    assert any(not torch.equal(ref_unet[k], got_unet[k]) for k in ref_unet)
+    pipe = DiffusionPipeline.from_pretrained(tmp_path / "pipe")
+    pipe.set_progress_bar_config(disable=True)
+    assert type(pipe.scheduler).__name__ == "PNDMScheduler"
+    out = pipe(["left pleural effusion"], num_inference_steps=2, output_type="np").images
+    assert out.shape == (1, 32, 32, 3)
+
+
+def test_cli_train_runs_both_stages_of_a_scratch_entry(tmp_path):
+    import json
+
+    from diffusers import DiffusionPipeline
+
+    from medsynth import cli
+    from medsynth.training.launch import launch_command, stage_arguments
+
+    _manifest(tmp_path)
+    train = {"max_steps": 2, "batch_size": 3, "learning_rate": 1e-3, "checkpoint_every": 100, "validate_every": 1,
+             "progress_bar": False}
+    entry = {"dataset": "x", "image_size": 32,
+             "vae": {"latent_channels": 4, "block_out_channels": [8, 16], "norm_num_groups": 8, "train": train},
+             "unet": {"block_out_channels": [16, 32], "attention_resolutions": [8], "layers_per_block": 1,
+                      "norm_num_groups": 8},
+             "text_encoder": {"name": "embedded:minilm", "max_length": 16, "projection": {"kind": "linear", "out_dim": 32}},
+             "diffusion": {"num_train_timesteps": 100, "train": {**train, "sample_every": 2, "sample_steps": 2}}}
+    (tmp_path / "model.json").write_text(json.dumps(entry))
+    common = dict(model_config=tmp_path / "model.json", manifest=tmp_path / "manifest.parquet", results=tmp_path,
+                  seed=0)
+    assert cli.main(["train", *stage_arguments("vae", work=tmp_path / "wv", out=tmp_path / "vae",
+                                                summary=tmp_path / "vae.json", **common)]) == 0
+    vae_summary = json.loads((tmp_path / "vae.json").read_text())
+    assert vae_summary["steps"] == 2 and vae_summary["scaling_factor"] > 0 and vae_summary["processes"] == 1
+    args = stage_arguments("diffusion", work=tmp_path / "wd", out=tmp_path / "pipe", summary=tmp_path / "d.json",
+                           vae=tmp_path / "vae", **common)
+    assert cli.main(["train", *args]) == 0
+    summary = json.loads((tmp_path / "d.json").read_text())
+    assert summary["strategy"] == "scratch" and summary["steps"] == 2 and len(summary["val_loss"]) == 2
+    assert (tmp_path / "wd" / "samples" / "step-000002.png").is_file()  # sample grid (also in TensorBoard)
+    pipe = DiffusionPipeline.from_pretrained(tmp_path / "pipe")
+    assert pipe.vae.config.scaling_factor == pytest.approx(vae_summary["scaling_factor"])
+    cmd = launch_command(4, args, "bf16")
+    assert cmd[1:3] == ["-m", "accelerate.commands.launch"] and cmd[cmd.index("--num_processes") + 1] == "4"
+    assert "--multi_gpu" in cmd and cmd[cmd.index("--module") + 1:][:3] == ["medsynth.cli", "train", "diffusion"]
+    assert cli.main(["train", "vae", "--model-config", str(tmp_path / "nope.json"), "--manifest", "m",
+                     "--results", "r", "--work", "w", "--out", "o", "--summary", "s"]) == 2
+
+
+@pytest.mark.slow
+def test_two_processes_under_a_distributed_launcher_equal_one_process_with_the_whole_batch(tmp_path):
+    """What `accelerate launch --num_processes 2` does on two GPUs, on CPU (gloo): disjoint data per process,
+    averaged gradients, identical weights everywhere, checkpoints written once."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    toy = Path(__file__).with_name("_ddp_toy.py")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+                    str(toy), str(tmp_path / "two"), "2"], check=True, env=env, capture_output=True)
+    sys.path.insert(0, str(toy.parent))
+    try:
+        import _ddp_toy
+    finally:
+        sys.path.remove(str(toy.parent))
+    _ddp_toy.main(tmp_path / "one", 4)
+    r0, r1, one = (json.loads((tmp_path / p).read_text()) for p in ("two/rank0.json", "two/rank1.json", "one/rank0.json"))
+    assert r0["world"] == r1["world"] == 2 and one["world"] == 1 and r0["step"] == r1["step"] == 4
+    for a, b, whole in zip(r0["seen"], r1["seen"], one["seen"]):
+        assert not set(a) & set(b) and sorted(a + b) == sorted(whole)
+    assert r0["weight"] == r1["weight"] and r0["bias"] == r1["bias"]
+    assert r0["weight"] == pytest.approx(one["weight"], abs=1e-6) and r0["bias"] == pytest.approx(one["bias"], abs=1e-6)
+    assert [p.name for p in list_checkpoints(tmp_path / "two" / "checkpoints")] == ["step-000002", "step-000004"]

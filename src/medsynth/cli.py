@@ -2,6 +2,11 @@
 
   medsynth generate --pipeline DIR --prompt "left pleural effusion" --out x.png --seed 0 [--steps 50]
                     [--guidance 7.5] [--sampler ddim] [--negative-prompt ""] [--count N]
+  medsynth train {vae,diffusion} --model-config model.json|yaml --manifest manifest.parquet --results DIR
+                 --work DIR --out DIR --summary summary.json [--seed 0] [--vae DIR]
+
+`train` runs one stage of a config model entry; start it under `accelerate launch --num_processes N` for N GPUs
+(the Snakemake train rules do that when a job has more than one GPU).
 
 Errors the user can fix are printed as one line (exit status 2), not a traceback.
 """
@@ -29,7 +34,33 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--negative-prompt", default="")
     gen.add_argument("--batch-size", type=int, default=8)
     gen.add_argument("--device", default="cpu")
+    tr = sub.add_parser("train", help="train one stage of a model entry (run under `accelerate launch` for >1 GPU)")
+    tr.add_argument("stage", choices=["vae", "diffusion"])
+    tr.add_argument("--model-config", required=True, help="the model entry (`models: <name>:` block) as JSON/YAML")
+    tr.add_argument("--manifest", required=True, help="dataset manifest (split, image, prompt columns)")
+    tr.add_argument("--results", required=True, help="folder the manifest's image paths are relative to")
+    tr.add_argument("--work", required=True, help="work folder: checkpoints (resumed from), caches, logs")
+    tr.add_argument("--out", required=True, help="output: VAE folder (vae) or pipeline folder (diffusion)")
+    tr.add_argument("--summary", required=True, help="summary JSON written at the end")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--vae", default=None, help="trained VAE folder (diffusion stage of a from-scratch model)")
     return parser
+
+
+def train(args) -> Path:
+    import yaml
+
+    from .training.launch import run_stage_here
+
+    path = Path(args.model_config)
+    if not path.is_file():
+        raise MedsynthError(f"model config {path} does not exist")
+    model_cfg = yaml.safe_load(path.read_text())  # YAML is a superset of JSON
+    if not isinstance(model_cfg, dict):
+        raise MedsynthError(f"model config {path} is not a mapping (give one `models:` entry)")
+    run_stage_here(args.stage, model_cfg, Path(args.manifest), Path(args.results), Path(args.work), Path(args.out),
+                   Path(args.summary), args.seed, Path(args.vae) if args.vae else None)
+    return Path(args.summary)
 
 
 def generate(args) -> list[Path]:
@@ -56,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "generate":
             for path in generate(args):
                 print(path)
+        elif args.command == "train":
+            print(train(args))
     except MedsynthError as err:
         print(f"medsynth: error: {err}", file=sys.stderr)
         return 2

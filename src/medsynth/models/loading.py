@@ -36,6 +36,11 @@ def pretrained(loader: Callable[..., Any], entry: dict, what: str, **kwargs) -> 
 def _missing_message(name: str, what: str, err: Exception) -> str:
     offline = os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("TRANSFORMERS_OFFLINE") == "1"
     first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+    local = Path(resolve_name(name))
+    if local.is_dir() and any(local.rglob("*.bin")) and not any(local.rglob("*.safetensors")):
+        return (f"cannot load {what} '{name}': the folder has only pickle weights (*.bin), which medsynth never "
+                f"unpickles. Convert them to safetensors on a trusted machine (e.g. load and save_pretrained with "
+                f"safe_serialization=True) and point the config at the converted folder")
     return (f"cannot load {what} '{name}'{' (offline mode)' if offline else ''}: {first}. Supply it as a local "
             f"folder path in the config's model entry, or download it into the Hugging Face cache (HF_HOME) on a "
             f"machine with internet: `hf download {name}`")
@@ -69,11 +74,13 @@ def load_text_encoder(entry: dict) -> tuple[ConditioningTextEncoder, Any]:
 
     entry = {"name": "embedded:minilm", **entry}
     config = pretrained(AutoConfig.from_pretrained, entry, "text encoder config")
-    model_cls = CLIPTextModel if _is_clip(config) else AutoModel
-    model = pretrained(model_cls.from_pretrained, entry, "text encoder")
     tok_entry = dict(entry, subfolder=entry.get("tokenizer_subfolder", entry.get("subfolder") and "tokenizer"))
     tokenizer = pretrained(AutoTokenizer.from_pretrained, tok_entry, "tokenizer")
     tokenizer.model_max_length = int(entry.get("max_length", 77))
+    if config.model_type == ConditioningTextEncoderConfig.model_type:  # a text encoder medsynth trained and saved
+        return pretrained(ConditioningTextEncoder.from_pretrained, entry, "text encoder", use_safetensors=True), tokenizer
+    model_cls = CLIPTextModel if _is_clip(config) else AutoModel
+    model = pretrained(model_cls.from_pretrained, entry, "text encoder", use_safetensors=True)
     return wrap_encoder(model, entry, source=resolve_name(entry["name"])), tokenizer
 
 
@@ -88,3 +95,56 @@ def wrap_encoder(model, entry: dict, source: str | None = None) -> ConditioningT
         use_attention_mask=bool(entry.get("use_attention_mask", not clip)),
         st_pooling=st_pooling, st_normalize=st_normalize)
     return ConditioningTextEncoder(cfg, encoder=model)
+
+
+# ---------------------------------------------------------------- Stable Diffusion checkpoints
+
+def _diffusers_component(loader, entry: dict, subfolder: str, what: str, **kwargs):
+    """`loader(name, subfolder=...)` for one component of a hub id or local pipeline folder, with one clear error."""
+    name = resolve_name(entry["name"])
+    opts = {k: entry[k] for k in ("revision", "variant") if entry.get(k)}
+    try:
+        return loader(name, subfolder=subfolder, **opts, **kwargs)
+    except (OSError, ValueError) as err:
+        raise MedsynthError(_missing_message(entry["name"], f"{what} (subfolder '{subfolder}')", err)) from err
+
+
+def _scheduler_class(entry: dict):
+    """The sampling scheduler class the checkpoint names (its scheduler_config.json `_class_name`) and its config."""
+    import diffusers
+    from diffusers import DDPMScheduler
+
+    config = _diffusers_component(DDPMScheduler.load_config, entry, "scheduler", "scheduler config")
+    cls = getattr(diffusers, config.get("_class_name") or "", None)
+    return (cls if isinstance(cls, type) else DDPMScheduler), config
+
+
+def load_stable_diffusion(entry: dict, text_encoder_entry: dict | None = None) -> dict:
+    """Components of a Stable Diffusion checkpoint (hub id or local diffusers folder), safetensors only.
+
+    Returns {vae, unet, text_encoder (ConditioningTextEncoder), tokenizer, noise_scheduler (DDPM on the
+    checkpoint's training schedule), scheduler (the checkpoint's own sampler)}. `text_encoder_entry` replaces the
+    checkpoint's text encoder (e.g. RadBERT for siddiqui2023); its output width must match the U-Net's
+    cross-attention width (add a projection head otherwise).
+    """
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+
+    entry = dict(entry)
+    vae = _diffusers_component(AutoencoderKL.from_pretrained, entry, "vae", "VAE", use_safetensors=True)
+    unet = _diffusers_component(UNet2DConditionModel.from_pretrained, entry, "unet", "U-Net", use_safetensors=True)
+    if text_encoder_entry:
+        text_encoder, tokenizer = load_text_encoder(text_encoder_entry)
+    else:
+        te_entry = {k: entry[k] for k in ("name", "revision", "trust_remote_code") if k in entry}
+        text_encoder, tokenizer = load_text_encoder({**te_entry, "subfolder": "text_encoder",
+                                                     "tokenizer_subfolder": "tokenizer",
+                                                     "max_length": entry.get("max_length", 77)})
+    cross = unet.config.cross_attention_dim
+    if text_encoder.output_dim != cross:
+        raise MedsynthError(f"text encoder '{(text_encoder_entry or entry)['name']}' gives {text_encoder.output_dim}-d "
+                            f"states but the U-Net of '{entry['name']}' attends to {cross}-d ones: add a projection "
+                            f"head (projection: {{kind: linear, out_dim: {cross}}}) to the text encoder entry")
+    sampler_cls, sched_config = _scheduler_class(entry)
+    return {"vae": vae, "unet": unet, "text_encoder": text_encoder, "tokenizer": tokenizer,
+            "noise_scheduler": DDPMScheduler.from_config(sched_config),
+            "scheduler": sampler_cls.from_config(sched_config)}

@@ -34,6 +34,9 @@ class ConditioningTextEncoderConfig(PretrainedConfig):
         self.st_normalize = st_normalize
 
 
+AutoConfig.register(ConditioningTextEncoderConfig.model_type, ConditioningTextEncoderConfig, exist_ok=True)
+
+
 def _is_clip(config) -> bool:
     return getattr(config, "model_type", "") in ("clip_text_model", "clip")
 
@@ -78,9 +81,12 @@ class ConditioningTextEncoder(PreTrainedModel):
     def set_input_embeddings(self, value):
         self.encoder.set_input_embeddings(value)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, project: bool = True,
-                **_ignored):
-        """`project=False` returns the states before the projection head (what a frozen-encoder cache stores)."""
+    def forward(self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor | None = None, project: bool = True,
+                encoder_states: torch.Tensor | None = None, **_ignored):
+        """`project=False` returns the states before the projection head (what a frozen-encoder cache stores);
+        `encoder_states` (such cached states) skips the encoder and only applies the projection head."""
+        if encoder_states is not None:
+            return (self.projection(encoder_states) if project and self.projection is not None else encoder_states,)
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         out = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
@@ -147,11 +153,12 @@ def tokenize(tokenizer, texts: list[str], device=None) -> dict[str, torch.Tensor
 
 
 def encode(text_encoder: ConditioningTextEncoder, tokenizer, texts: list[str], device=None,
-           project: bool = True) -> torch.Tensor:
-    """(B, L, D) cross-attention context, passing the mask only when the encoder uses one (as SD's pipeline does)."""
+           project: bool = True, module=None) -> torch.Tensor:
+    """(B, L, D) cross-attention context, passing the mask only when the encoder uses one (as SD's pipeline does).
+    `module`: what to call instead of text_encoder itself (its DDP wrapper in multi-GPU training)."""
     batch = tokenize(tokenizer, texts, device or text_encoder.device)
     mask = batch["attention_mask"] if text_encoder.config.use_attention_mask else None
-    return text_encoder(batch["input_ids"], attention_mask=mask, project=project)[0]
+    return (module or text_encoder)(batch["input_ids"], attention_mask=mask, project=project)[0]
 
 
 @torch.no_grad()

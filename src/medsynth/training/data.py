@@ -61,3 +61,18 @@ class FileImages:
             st = p.stat()
             h.update(f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
         return h.hexdigest()
+
+
+def load_images(paths: Sequence[str | os.PathLike], size: int, channels: int = 1) -> TensorImages:
+    """Image files -> TensorImages (N, channels, size, size) in [-1, 1]; bicubic resize where the size differs
+    (pretrained RGB models get the grayscale radiograph replicated into 3 channels)."""
+    if not paths:
+        raise MedsynthError("no training images were given")
+    out = []
+    for p in paths:
+        img = Image.open(p).convert("L" if channels == 1 else "RGB")
+        if img.size != (size, size):
+            img = img.resize((size, size), Image.BICUBIC)
+        arr = np.asarray(img, dtype=np.float32) / 127.5 - 1.0
+        out.append(torch.from_numpy(np.ascontiguousarray(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1))))
+    return TensorImages(torch.stack(out))
