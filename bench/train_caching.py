@@ -59,7 +59,7 @@ def run(cached: bool, steps: int, size: int, workdir: Path) -> dict:
     AcceleratorState._reset_state(); GradientState._reset_state()
     vae, unet, te, tok, data = build(size, 64)
     cfg = TrainConfig(max_steps=steps, batch_size=8, checkpoint_every=10 ** 9, checkpoint_limit=1,
-                      cache_latents=cached, cache_text=cached, resume=False)
+                      cache_latents=cached, cache_text=cached, resume=False, progress_bar=False)
     start = time.perf_counter()
     result, _ = train_diffusion(vae, unet, te, tok, DDPMScheduler(num_train_timesteps=1000), data, cfg,
                                 workdir / ("cached" if cached else "live"))
