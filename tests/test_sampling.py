@@ -198,3 +198,24 @@ def test_stable_diffusion_checkpoint_errors_name_the_model(tmp_path, monkeypatch
         f.rename(f.with_suffix(".bin"))
     with pytest.raises(MedsynthError, match=r"only pickle weights.*safetensors"):
         load_stable_diffusion({"name": str(folder)})
+
+
+
+def test_stable_diffusion_with_a_replaced_text_encoder_and_a_medsynth_pipeline_as_base(tmp_path):
+    from medsynth.models.loading import load_stable_diffusion
+
+    folder = save_tiny_stable_diffusion(tmp_path / "sd")
+    with pytest.raises(MedsynthError, match=r"384-d states.*attends to 32-d.*projection"):
+        load_stable_diffusion({"name": str(folder)}, {"name": "embedded:minilm"})  # siddiqui2023-style swap
+    comp = load_stable_diffusion({"name": str(folder)}, {"name": "embedded:minilm", "max_length": 16,
+                                                         "projection": {"kind": "linear", "out_dim": 32}})
+    assert comp["text_encoder"].output_dim == 32 and comp["tokenizer"].model_max_length == 16
+    # A pipeline medsynth saved (ConditioningTextEncoder with its projection) is itself a valid base checkpoint.
+    parts = {k: comp[k] for k in ("vae", "unet", "text_encoder", "tokenizer", "scheduler")}
+    save_pipeline(tmp_path / "ours", **parts)
+    again = load_stable_diffusion({"name": str(tmp_path / "ours"), "max_length": 16})
+    assert type(again["text_encoder"]).__name__ == "ConditioningTextEncoder"
+    a = txt2img(**parts, prompts=PROMPTS[:1], seeds=[3], num_inference_steps=2, guidance_scale=2.0)
+    b = txt2img(**{k: again[k] for k in parts}, prompts=PROMPTS[:1], seeds=[3], num_inference_steps=2,
+                guidance_scale=2.0)
+    assert torch.allclose(a, b, atol=1e-6)

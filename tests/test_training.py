@@ -192,6 +192,9 @@ def test_early_stopping_on_validation_loss_keeps_best_weights(tmp_path):
     assert (tmp_path / "best" / "m.safetensors").is_file()
     assert list(tmp_path.joinpath("tensorboard").glob("events.out.tfevents.*"))
     assert [p.name for p in list_checkpoints(tmp_path / "checkpoints")] == ["step-000004"]
+    again = run_training(tmp_path, cfg, {"m": model}, {"m": model}, list(model.parameters()), loss_fn,
+                         val_fn=lambda models: 0.0)
+    assert again.stopped_early and again.step == 4 and again.resumed_from == 4 and not again.losses  # stays stopped
 
 
 def test_gradient_checkpointing_and_bf16(tmp_path):
@@ -314,6 +317,12 @@ def test_cli_train_runs_both_stages_of_a_scratch_entry(tmp_path):
     assert (tmp_path / "wd" / "samples" / "step-000002.png").is_file()  # sample grid (also in TensorBoard)
     pipe = DiffusionPipeline.from_pretrained(tmp_path / "pipe")
     assert pipe.vae.config.scaling_factor == pytest.approx(vae_summary["scaling_factor"])
+    assert cli.main(["train", *args]) == 0  # rerun (e.g. after a kill): resumes from the last checkpoint
+    assert json.loads((tmp_path / "d.json").read_text())["resumed_from"] == 2
+    entry["diffusion"]["train"]["learning_rate"] = 2e-3  # changed config: stale checkpoints are not resumed
+    (tmp_path / "model.json").write_text(json.dumps(entry))
+    assert cli.main(["train", *args]) == 0
+    assert json.loads((tmp_path / "d.json").read_text())["resumed_from"] is None
     cmd = launch_command(4, args, "bf16")
     assert cmd[1:3] == ["-m", "accelerate.commands.launch"] and cmd[cmd.index("--num_processes") + 1] == "4"
     assert "--multi_gpu" in cmd and cmd[cmd.index("--module") + 1:][:3] == ["medsynth.cli", "train", "diffusion"]
@@ -348,3 +357,31 @@ def test_two_processes_under_a_distributed_launcher_equal_one_process_with_the_w
     assert r0["weight"] == r1["weight"] and r0["bias"] == r1["bias"]
     assert r0["weight"] == pytest.approx(one["weight"], abs=1e-6) and r0["bias"] == pytest.approx(one["bias"], abs=1e-6)
     assert [p.name for p in list_checkpoints(tmp_path / "two" / "checkpoints")] == ["step-000002", "step-000004"]
+
+
+def test_textual_inversion_from_a_checkpoint_saves_a_pipeline_that_knows_the_new_token(tmp_path):
+    from diffusers import DiffusionPipeline
+    from safetensors.torch import load_file
+
+    from _engine_fixtures import save_tiny_stable_diffusion
+    from medsynth.training.stages import train_diffusion_stage
+
+    df = _manifest(tmp_path, n_train=4)
+    sd = save_tiny_stable_diffusion(tmp_path / "sd")
+    entry = {"dataset": "x", "pretrained": {"name": str(sd)}, "diffusion": {"train": {
+        "strategy": "textual_inversion", "placeholder_tokens": ["<cxr>"], "initializer_token": "x",
+        "ti_templates": "style", "max_steps": 2, "batch_size": 2, "learning_rate": 0.1, "progress_bar": False}}}
+    summary = train_diffusion_stage(df, tmp_path, entry, None, tmp_path / "work", tmp_path / "pipe", seed=0)
+    assert summary["parameters"]["trainable_diffusion_stage"] == 32  # one 32-d embedding row
+    pipe = DiffusionPipeline.from_pretrained(tmp_path / "pipe")
+    new_id = pipe.tokenizer.convert_tokens_to_ids("<cxr>")
+    assert new_id == 514 and pipe.text_encoder.get_input_embeddings().weight.shape[0] == 515
+    old = load_file(next((sd / "text_encoder").glob("*.safetensors")))
+    key = next(k for k in old if k.endswith("token_embedding.weight"))
+    emb = pipe.text_encoder.get_input_embeddings().weight.detach()
+    assert torch.equal(emb[:514], old[key]) and not torch.equal(emb[514], old[key][pipe.tokenizer.convert_tokens_to_ids("x</w>")])
+    for part in ("unet", "vae"):
+        ref, got = load_file(next((sd / part).glob("*.safetensors"))), load_file(next((tmp_path / "pipe" / part).glob("*.safetensors")))
+        assert all(torch.equal(ref[k], got[k]) for k in ref)
+    pipe.set_progress_bar_config(disable=True)
+    assert pipe(["a painting in the style of <cxr>"], num_inference_steps=2, output_type="np").images.shape == (1, 32, 32, 3)

@@ -172,7 +172,9 @@ def run_training(out_dir: str | Path, cfg: TrainConfig, models: dict[str, torch.
     trained = [models[n] for n in names]
     tick = time.perf_counter()
     try:
-        while progress["step"] < cfg.max_steps:
+        # A run that stopped early stays stopped when it is started again (its last checkpoint records it).
+        result.stopped_early = bool(progress.get("stopped"))
+        while progress["step"] < cfg.max_steps and not result.stopped_early:
             generator.manual_seed(step_seed(cfg.seed, rank, progress["micro"]))
             with accelerator.accumulate(*trained):
                 loss, stats = loss_fn(models, progress["micro"], generator)
@@ -211,7 +213,7 @@ def run_training(out_dir: str | Path, cfg: TrainConfig, models: dict[str, torch.
             if val_fn is not None and cfg.validate_every and step % cfg.validate_every == 0:
                 stop = _validate(val_fn, models, progress, cfg, result, writer, step, out_dir, save, main)
                 if stop:
-                    result.stopped_early = True
+                    result.stopped_early = progress["stopped"] = True
                     break
             if step % cfg.checkpoint_every == 0 or step == cfg.max_steps:
                 _checkpoint(ckpt_root, step, save, optimizer, scheduler, ema, generator, progress, cfg, accelerator)
@@ -224,7 +226,7 @@ def run_training(out_dir: str | Path, cfg: TrainConfig, models: dict[str, torch.
             writer.close()
         if bar is not None:
             bar.close()
-    if result.stopped_early:
+    if result.stopped_early and result.resumed_from != progress["step"]:  # stopped in this run: record it
         _checkpoint(ckpt_root, progress["step"], save, optimizer, scheduler, ema, generator, progress, cfg,
                     accelerator)
     if ema is not None and not result.interrupted:

@@ -116,6 +116,28 @@ def _restore_best(work_dir: Path, modules: dict) -> bool:
     return True
 
 
+def prepare_work_dir(work_dir: Path, identity: dict) -> bool:
+    """Checkpoints in work_dir resume a killed run only when they belong to the same run (model entry, stage,
+    seed): otherwise they are removed, so a changed config never continues from stale weights. True if kept."""
+    import json
+    import shutil
+
+    work_dir = Path(work_dir)
+    stamp = work_dir / "run.json"
+    identity = {**identity, "model": {k: v for k, v in identity.get("model", {}).items() if k != "prompt_sets"}}
+    text = json.dumps(identity, sort_keys=True, default=str)
+    keep = stamp.is_file() and stamp.read_text() == text
+    if _is_main():
+        if not keep:
+            for stale in ("checkpoints", "best", "class_images"):
+                shutil.rmtree(work_dir / stale, ignore_errors=True)
+        work_dir.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(text)
+    from accelerate import PartialState
+    PartialState().wait_for_everyone()
+    return keep
+
+
 def _is_main() -> bool:
     from accelerate import PartialState
     return PartialState().is_main_process
@@ -140,6 +162,7 @@ def train_vae_stage(df, results: Path, model_cfg: dict, work_dir: Path, out_dir:
     train = _images(split_rows(df, ["train"]), results, size, channels)
     val = _images(split_rows(df, ["val"]), results, size, channels)
     cfg = train_config(model_cfg["vae"]["train"], seed)
+    prepare_work_dir(work_dir, {"stage": "vae", "model": model_cfg, "seed": seed})
     result = train_vae(vae, train, cfg, work_dir, val_images=val)
     restored = _restore_best(Path(work_dir), {"vae": vae})
     vae.eval().to("cpu")
@@ -149,7 +172,7 @@ def train_vae_stage(df, results: Path, model_cfg: dict, work_dir: Path, out_dir:
         vae.save_pretrained(out_dir, safe_serialization=True)
     with torch.no_grad():
         recon = vae.decode(vae.encode(val.images).latent_dist.mean).sample.clamp(-1, 1)
-    return {"stage": "vae", "steps": result.step, "train_loss": result.losses, "val_loss": result.val_losses,
+    return {"stage": "vae", "steps": result.step, "resumed_from": result.resumed_from, "train_loss": result.losses, "val_loss": result.val_losses,
             "best_val": result.best_val, "stopped_early": result.stopped_early, "restored_best": restored,
             "scaling_factor": factor, "val_recon_mse": float(((recon - val.images) ** 2).mean()),
             "n_train": len(train), "n_val": len(val), "parameters": count_parameters(vae), "image_size": size}
@@ -171,9 +194,13 @@ def train_diffusion_stage(df, results: Path, model_cfg: dict, vae_dir: Path | No
                          val_images=_images(va, results, size, channels),
                          val_prompts=va["prompt"].astype(str).tolist())
     cfg = train_config(model_cfg["diffusion"]["train"], seed)
-    # Caches are keyed by content (frozen component + data), so every run of this entry shares one folder.
+    vae_id = None
+    if vae_dir is not None and (Path(vae_dir) / "config.json").is_file():
+        vae_id = (Path(vae_dir) / "config.json").read_text()  # holds the measured scale: changes with a new VAE
+    prepare_work_dir(work_dir, {"stage": "diffusion", "model": model_cfg, "seed": seed, "vae": vae_id})
+    # Caches are keyed by content (frozen component + data), so all model entries and runs share one folder.
     result, strategy = train_diffusion(vae, unet, text_encoder, tokenizer, comp["noise_scheduler"], data, cfg,
-                                       work_dir, cache_dir=Path(work_dir) / "cache")
+                                       work_dir, cache_dir=Path(results) / "cache" / "diffusion")
     trained = {}
     if strategy.train_unet:
         trained["unet"] = unet
@@ -191,7 +218,7 @@ def train_diffusion_stage(df, results: Path, model_cfg: dict, vae_dir: Path | No
                  + count_parameters(text_encoder.encoder) * strategy.train_text_encoder
                  + count_parameters(text_encoder.projection) * strategy.train_projection
                  + len(strategy.token_ids) * text_encoder.get_input_embeddings().weight.shape[1])
-    return {"stage": "diffusion", "steps": result.step, "train_loss": result.losses, "val_loss": result.val_losses,
+    return {"stage": "diffusion", "steps": result.step, "resumed_from": result.resumed_from, "train_loss": result.losses, "val_loss": result.val_losses,
             "best_val": result.best_val, "stopped_early": result.stopped_early, "restored_best": restored,
             "null_prompt_fraction": result.null_conditions / max(result.conditions, 1),
             "strategy": strategy.name, "n_train": len(tr), "n_val": len(va), "image_size": size,
