@@ -10,9 +10,10 @@ import torch
 from medsynth.training.loop import TrainConfig, batch_indices, make_accelerator, run_training
 
 
-def main(out: Path, batch: int) -> None:
+def main(out: Path, batch: int, accumulation: int = 1) -> None:
     cfg = TrainConfig(max_steps=4, batch_size=batch, learning_rate=0.05, lr_scheduler="constant", max_grad_norm=None,
-                      checkpoint_every=2, progress_bar=False, adam_weight_decay=0.0)
+                      checkpoint_every=2, progress_bar=False, adam_weight_decay=0.0,
+                      gradient_accumulation_steps=accumulation)
     acc = make_accelerator(cfg)
     rank, world = acc.process_index, acc.num_processes
     g = torch.Generator().manual_seed(0)

@@ -185,6 +185,11 @@ def test_stable_diffusion_checkpoint_from_a_local_folder_matches_stock_diffusers
     parts = {k: comp[k] for k in ("vae", "unet", "text_encoder", "tokenizer", "scheduler")}
     ours = txt2img(**parts, prompts=PROMPTS[:2], seeds=[1, 2], num_inference_steps=4, guidance_scale=3.0)
     assert ours.shape == (2, 3, 32, 32) and torch.allclose(ours, ref, atol=1e-5)
+    # and with the stock pipeline's own components (a plain CLIPTextModel, as `medsynth generate` gets them)
+    plain = txt2img(vae=stock.vae, unet=stock.unet, text_encoder=stock.text_encoder, tokenizer=stock.tokenizer,
+                    scheduler=stock.scheduler, prompts=PROMPTS[:2], seeds=[1, 2], num_inference_steps=4,
+                    guidance_scale=3.0)
+    assert torch.allclose(plain, ref, atol=1e-5)
 
 
 def test_stable_diffusion_checkpoint_errors_name_the_model(tmp_path, monkeypatch):

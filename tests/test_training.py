@@ -330,6 +330,32 @@ def test_cli_train_runs_both_stages_of_a_scratch_entry(tmp_path):
                      "--results", "r", "--work", "w", "--out", "o", "--summary", "s"]) == 2
 
 
+def _toy():
+    import sys
+    from pathlib import Path
+
+    here = str(Path(__file__).parent)
+    sys.path.insert(0, here)
+    try:
+        import _ddp_toy
+    finally:
+        sys.path.remove(here)
+    return _ddp_toy
+
+
+def test_gradient_accumulation_equals_the_whole_batch_in_one_step(tmp_path):
+    import json
+
+    toy = _toy()
+    toy.main(tmp_path / "whole", 4)
+    _reset_accelerate()
+    toy.main(tmp_path / "accum", 2, accumulation=2)
+    whole, accum = (json.loads((tmp_path / p / "rank0.json").read_text()) for p in ("whole", "accum"))
+    assert accum["step"] == whole["step"] == 4  # optimizer steps, not micro-batches
+    assert [a + b for a, b in zip(accum["seen"][::2], accum["seen"][1::2])] == whole["seen"]
+    assert accum["weight"] == pytest.approx(whole["weight"], abs=1e-6) and accum["bias"] == pytest.approx(whole["bias"], abs=1e-6)
+
+
 @pytest.mark.slow
 def test_two_processes_under_a_distributed_launcher_equal_one_process_with_the_whole_batch(tmp_path):
     """What `accelerate launch --num_processes 2` does on two GPUs, on CPU (gloo): disjoint data per process,
@@ -344,12 +370,7 @@ def test_two_processes_under_a_distributed_launcher_equal_one_process_with_the_w
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
                     str(toy), str(tmp_path / "two"), "2"], check=True, env=env, capture_output=True)
-    sys.path.insert(0, str(toy.parent))
-    try:
-        import _ddp_toy
-    finally:
-        sys.path.remove(str(toy.parent))
-    _ddp_toy.main(tmp_path / "one", 4)
+    _toy().main(tmp_path / "one", 4)
     r0, r1, one = (json.loads((tmp_path / p).read_text()) for p in ("two/rank0.json", "two/rank1.json", "one/rank0.json"))
     assert r0["world"] == r1["world"] == 2 and one["world"] == 1 and r0["step"] == r1["step"] == 4
     for a, b, whole in zip(r0["seen"], r1["seen"], one["seen"]):

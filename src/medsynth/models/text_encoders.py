@@ -152,12 +152,15 @@ def tokenize(tokenizer, texts: list[str], device=None) -> dict[str, torch.Tensor
     return {"input_ids": batch.input_ids.to(device), "attention_mask": batch.attention_mask.to(device)}
 
 
-def encode(text_encoder: ConditioningTextEncoder, tokenizer, texts: list[str], device=None,
+def encode(text_encoder, tokenizer, texts: list[str], device=None,
            project: bool = True, module=None) -> torch.Tensor:
     """(B, L, D) cross-attention context, passing the mask only when the encoder uses one (as SD's pipeline does).
     `module`: what to call instead of text_encoder itself (its DDP wrapper in multi-GPU training)."""
     batch = tokenize(tokenizer, texts, device or text_encoder.device)
-    mask = batch["attention_mask"] if text_encoder.config.use_attention_mask else None
+    # StableDiffusionPipeline's rule, so a plain transformers encoder (CLIP, a saved BERT) works here too.
+    mask = batch["attention_mask"] if getattr(text_encoder.config, "use_attention_mask", False) else None
+    if not isinstance(text_encoder, ConditioningTextEncoder):
+        return (module or text_encoder)(batch["input_ids"], attention_mask=mask)[0]
     return (module or text_encoder)(batch["input_ids"], attention_mask=mask, project=project)[0]
 
 
