@@ -32,11 +32,15 @@ class TensorImages:
 
 
 class FileImages:
-    """Preprocessed PNG files (already resized by the preprocess stage), read as `channels` channels in [-1, 1]."""
+    """Image files read lazily, batch by batch, as `channels` channels in [-1, 1] (so a dataset never has to fit in
+    memory; with cached latents each file is read once). Files of another size are an error, or with
+    `resize=True` bicubic-resized to `size` (a pretrained model trained at another resolution)."""
 
-    def __init__(self, paths: Sequence[str | os.PathLike], size: int, channels: int = 1):
+    def __init__(self, paths: Sequence[str | os.PathLike], size: int, channels: int = 1, resize: bool = False):
         self.paths = [Path(p) for p in paths]
-        self.size, self.channels = size, channels
+        self.size, self.channels, self.resize = size, channels, resize
+        if not self.paths:
+            raise MedsynthError("no training images were given")
         missing = [str(p) for p in self.paths if not p.is_file()]
         if missing:
             raise MedsynthError(f"{len(missing)} training image(s) are missing, e.g. {missing[0]}")
@@ -46,7 +50,9 @@ class FileImages:
 
     def _read(self, path: Path) -> torch.Tensor:
         img = Image.open(path).convert("L" if self.channels == 1 else "RGB")
-        if img.size != (self.size, self.size):
+        if img.size != (self.size, self.size) and self.resize:
+            img = img.resize((self.size, self.size), Image.BICUBIC)
+        elif img.size != (self.size, self.size):
             raise MedsynthError(f"{path.name} is {img.size}, expected {self.size}x{self.size}: preprocess first")
         arr = np.asarray(img, dtype=np.float32) / 127.5 - 1.0  # [-1, 1] as the diffusion models expect
         arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
@@ -56,23 +62,9 @@ class FileImages:
         return torch.stack([self._read(self.paths[i]) for i in indices])
 
     def fingerprint(self) -> str:
-        h = hashlib.sha256(f"{self.size}/{self.channels}".encode())
+        h = hashlib.sha256(f"{self.size}/{self.channels}/{self.resize}".encode())
         for p in self.paths:
             st = p.stat()
             h.update(f"{p.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
         return h.hexdigest()
 
-
-def load_images(paths: Sequence[str | os.PathLike], size: int, channels: int = 1) -> TensorImages:
-    """Image files -> TensorImages (N, channels, size, size) in [-1, 1]; bicubic resize where the size differs
-    (pretrained RGB models get the grayscale radiograph replicated into 3 channels)."""
-    if not paths:
-        raise MedsynthError("no training images were given")
-    out = []
-    for p in paths:
-        img = Image.open(p).convert("L" if channels == 1 else "RGB")
-        if img.size != (size, size):
-            img = img.resize((size, size), Image.BICUBIC)
-        arr = np.asarray(img, dtype=np.float32) / 127.5 - 1.0
-        out.append(torch.from_numpy(np.ascontiguousarray(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1))))
-    return TensorImages(torch.stack(out))

@@ -520,7 +520,7 @@ def generate_class_images(vae, unet, text_encoder, tokenizer, noise_scheduler, c
     """DreamBooth's first step: `num_class_images` images of `class_prompt` from the model before training (its
     prior), written to `folder` (kept: a rerun or resumed run reuses them) by the main process."""
     from ..sampling import generate_to_dir, make_scheduler
-    from .data import load_images
+    from .data import FileImages
 
     folder = Path(folder)
     n = cfg.num_class_images
@@ -536,5 +536,6 @@ def generate_class_images(vae, unet, text_encoder, tokenizer, noise_scheduler, c
         unet.train(modes[0]); text_encoder.train(modes[1])
     accelerator.wait_for_everyone()
     factor = 2 ** (len(vae.config.block_out_channels) - 1)
-    images = load_images([folder / name for name in names], unet.config.sample_size * factor, vae.config.in_channels)
+    images = FileImages([folder / name for name in names], unet.config.sample_size * factor, vae.config.in_channels,
+                        resize=True)
     return images, [cfg.class_prompt] * n

@@ -144,8 +144,12 @@ def _is_main() -> bool:
 
 
 def _images(rows, results: Path, size: int, channels: int):
-    from .data import load_images
-    return load_images([Path(results) / p for p in rows["image"]], size, channels)
+    from .data import FileImages
+    return FileImages([Path(results) / p for p in rows["image"]], size, channels, resize=True)
+
+
+def _batches(images, size: int = 16):
+    return (images.get(range(i, min(i + size, len(images)))) for i in range(0, len(images), size))
 
 
 def train_vae_stage(df, results: Path, model_cfg: dict, work_dir: Path, out_dir: Path, seed: int) -> dict:
@@ -166,15 +170,18 @@ def train_vae_stage(df, results: Path, model_cfg: dict, work_dir: Path, out_dir:
     result = train_vae(vae, train, cfg, work_dir, val_images=val)
     restored = _restore_best(Path(work_dir), {"vae": vae})
     vae.eval().to("cpu")
-    factor = measure_scaling_factor(vae, [train.images[i:i + 16] for i in range(0, len(train), 16)], seed=seed)
+    factor = measure_scaling_factor(vae, _batches(train), seed=seed)
     set_scaling_factor(vae, factor)
     if _is_main():
         vae.save_pretrained(out_dir, safe_serialization=True)
+    sq_err, count = 0.0, 0
     with torch.no_grad():
-        recon = vae.decode(vae.encode(val.images).latent_dist.mean).sample.clamp(-1, 1)
+        for batch in _batches(val):
+            recon = vae.decode(vae.encode(batch).latent_dist.mean).sample.clamp(-1, 1)
+            sq_err += float(((recon - batch) ** 2).sum()); count += batch.numel()
     return {"stage": "vae", "steps": result.step, "resumed_from": result.resumed_from, "train_loss": result.losses, "val_loss": result.val_losses,
             "best_val": result.best_val, "stopped_early": result.stopped_early, "restored_best": restored,
-            "scaling_factor": factor, "val_recon_mse": float(((recon - val.images) ** 2).mean()),
+            "scaling_factor": factor, "val_recon_mse": sq_err / count,
             "n_train": len(train), "n_val": len(val), "parameters": count_parameters(vae), "image_size": size}
 
 
