@@ -285,13 +285,8 @@ def test_dreambooth_from_a_stable_diffusion_checkpoint_generates_class_images_an
     assert out.shape == (1, 32, 32, 3)
 
 
-def test_cli_train_runs_both_stages_of_a_scratch_entry(tmp_path):
+def _scratch_entry(tmp_path):
     import json
-
-    from diffusers import DiffusionPipeline
-
-    from medsynth import cli
-    from medsynth.training.launch import launch_command, stage_arguments
 
     _manifest(tmp_path)
     train = {"max_steps": 2, "batch_size": 3, "learning_rate": 1e-3, "checkpoint_every": 100, "validate_every": 1,
@@ -303,8 +298,19 @@ def test_cli_train_runs_both_stages_of_a_scratch_entry(tmp_path):
              "text_encoder": {"name": "embedded:minilm", "max_length": 16, "projection": {"kind": "linear", "out_dim": 32}},
              "diffusion": {"num_train_timesteps": 100, "train": {**train, "sample_every": 2, "sample_steps": 2}}}
     (tmp_path / "model.json").write_text(json.dumps(entry))
-    common = dict(model_config=tmp_path / "model.json", manifest=tmp_path / "manifest.parquet", results=tmp_path,
-                  seed=0)
+    return entry, dict(model_config=tmp_path / "model.json", manifest=tmp_path / "manifest.parquet",
+                       results=tmp_path, seed=0)
+
+
+def test_cli_train_runs_both_stages_of_a_scratch_entry(tmp_path):
+    import json
+
+    from diffusers import DiffusionPipeline
+
+    from medsynth import cli
+    from medsynth.training.launch import launch_command, stage_arguments
+
+    entry, common = _scratch_entry(tmp_path)
     assert cli.main(["train", *stage_arguments("vae", work=tmp_path / "wv", out=tmp_path / "vae",
                                                 summary=tmp_path / "vae.json", **common)]) == 0
     vae_summary = json.loads((tmp_path / "vae.json").read_text())
@@ -406,3 +412,32 @@ def test_textual_inversion_from_a_checkpoint_saves_a_pipeline_that_knows_the_new
         assert all(torch.equal(ref[k], got[k]) for k in ref)
     pipe.set_progress_bar_config(disable=True)
     assert pipe(["a painting in the style of <cxr>"], num_inference_steps=2, output_type="np").images.shape == (1, 32, 32, 3)
+
+
+@pytest.mark.slow
+def test_cli_train_diffusion_stage_on_two_processes(tmp_path):
+    """`medsynth train` as `accelerate launch --num_processes 2` starts it, on CPU (torchrun, gloo)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from diffusers import DiffusionPipeline
+
+    from medsynth import cli
+    from medsynth.training.launch import stage_arguments
+
+    _, common = _scratch_entry(tmp_path)
+    assert cli.main(["train", *stage_arguments("vae", work=tmp_path / "wv", out=tmp_path / "vae",
+                                                summary=tmp_path / "vae.json", **common)]) == 0
+    args = stage_arguments("diffusion", work=tmp_path / "wd", out=tmp_path / "pipe", summary=tmp_path / "d.json",
+                           vae=tmp_path / "vae", **common)
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                           "29518", "-m", "medsynth.cli", "train", *args], env={**os.environ, "OMP_NUM_THREADS": "1"},
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count(str(tmp_path / "d.json")) == 2  # both processes finished ...
+    summary = json.loads((tmp_path / "d.json").read_text())
+    assert summary["processes"] == 2 and summary["steps"] == 2  # ... as one process group
+    assert [p.name for p in list_checkpoints(tmp_path / "wd" / "checkpoints")] == ["step-000002"]
+    DiffusionPipeline.from_pretrained(tmp_path / "pipe")

@@ -67,9 +67,8 @@ def run_stage(stage: str, model_cfg: dict, manifest: Path, results: Path, work: 
 def run_stage_here(stage: str, model_cfg: dict, manifest: Path, results: Path, work: Path, out: Path,
                    summary: Path, seed: int, vae: Path | None = None) -> dict:
     """One process's part of a stage (all processes of a launch call this; the main one writes the summary)."""
-    from accelerate import PartialState
-
     from ..io import read_table
+    from .loop import distributed_state
     from .stages import train_diffusion_stage, train_vae_stage
 
     df = read_table(manifest)
@@ -79,7 +78,7 @@ def run_stage_here(stage: str, model_cfg: dict, manifest: Path, results: Path, w
         result = train_diffusion_stage(df, Path(results), model_cfg, vae and Path(vae), Path(work), Path(out), seed)
     else:
         raise MedsynthError(f"unknown training stage '{stage}'; choose one of {', '.join(STAGES)}")
-    state = PartialState()
+    state = distributed_state()
     result["processes"] = state.num_processes
     if state.is_main_process:
         write_json(result, summary)

@@ -237,6 +237,13 @@ def run_training(out_dir: str | Path, cfg: TrainConfig, models: dict[str, torch.
     return result
 
 
+def distributed_state():
+    """accelerate's process state, set up as the Accelerator will be (on CPU-only machines `cpu=True`, which is what
+    makes a torchrun / accelerate-launched CPU job a gloo process group): the first call in a process fixes it."""
+    from accelerate import PartialState
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
 def make_accelerator(cfg: TrainConfig) -> Accelerator:
     """One Accelerator per run; under `accelerate launch` it joins the launched process group."""
     if torch.cuda.is_available():
@@ -418,13 +425,14 @@ def train_diffusion(vae, unet, text_encoder, tokenizer, noise_scheduler, data: D
 
     cache_dir = Path(cache_dir or Path(out_dir) / "cache")
     all_prompts = list(data.prompts) + list(data.class_prompts or []) + list(data.val_prompts or [])
-    latents = {}
-    if cfg.cache_latents:
-        for key, source in (("train", data.images), ("class", data.class_images), ("val", data.val_images)):
-            if source is not None:
-                latents[key] = LatentCache.build_or_load(cache_dir, vae, source)
-    text_cache = (TextCache.build_or_load(cache_dir, text_encoder, tokenizer, all_prompts)
-                  if cfg.cache_text and strategy.text_frozen else None)
+    latents, text_cache = {}, None
+    with accelerator.main_process_first():  # multi-GPU: the main process builds the caches, the others load them
+        if cfg.cache_latents:
+            for key, source in (("train", data.images), ("class", data.class_images), ("val", data.val_images)):
+                if source is not None:
+                    latents[key] = LatentCache.build_or_load(cache_dir, vae, source)
+        if cfg.cache_text and strategy.text_frozen:
+            text_cache = TextCache.build_or_load(cache_dir, text_encoder, tokenizer, all_prompts)
     scale = vae.config.scaling_factor
     shift = getattr(vae.config, "shift_factor", None) or 0.0
     n_train = noise_scheduler.config.num_train_timesteps

@@ -16,7 +16,7 @@ from typing import Sequence
 import torch
 
 from ..errors import MedsynthError
-from .loop import DiffusionData, TrainConfig, train_diffusion, train_vae
+from .loop import DiffusionData, TrainConfig, distributed_state, train_diffusion, train_vae
 
 
 def train_config(block: dict, seed: int) -> TrainConfig:
@@ -133,14 +133,12 @@ def prepare_work_dir(work_dir: Path, identity: dict) -> bool:
                 shutil.rmtree(work_dir / stale, ignore_errors=True)
         work_dir.mkdir(parents=True, exist_ok=True)
         stamp.write_text(text)
-    from accelerate import PartialState
-    PartialState().wait_for_everyone()
+    distributed_state().wait_for_everyone()
     return keep
 
 
 def _is_main() -> bool:
-    from accelerate import PartialState
-    return PartialState().is_main_process
+    return distributed_state().is_main_process
 
 
 def _images(rows, results: Path, size: int, channels: int):
