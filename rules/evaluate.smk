@@ -1,4 +1,6 @@
 # Evaluation models and metrics that the paper pipelines share.
+from medsynth.metrics import backbones as mb
+from medsynth.metrics import generative as mg
 
 
 rule train_classifier:
@@ -24,3 +26,104 @@ rule train_classifier:
         "../envs/train.yaml"
     script:
         "../scripts/train_classifier.py"
+
+
+# Generic distribution metrics. Any paper pipeline asks for
+#   <results>/eval/generative/<model>/<promptset>/<split>/<refsplit>/<backbone>__<resize>.json
+# (FID, KID, IS of the model's samples for the prompts of <split> against the real images of <refsplit> of the
+# model's dataset), and the real side's statistics are computed once per (dataset, split, backbone, resize) into
+# <results>/cache/metrics/reference/... (pytorch-fid .npz layout) and reused by every model and paper.
+# backbone: inception-fid | inception-random (labelled stand-in) | xrv-densenet121 (config xrv_weights) |
+# classifier (the dataset's own classifier, labelled stand-in); resize: native | <filter><size> (e.g. bicubic64).
+rule reference_stats:
+    input:
+        unpack(lambda wc: mb.rule_inputs(config, R, wc.backbone, wc.dataset)),
+        manifest=f"{R}/data/{{dataset}}/manifest.parquet",
+    output:
+        f"{R}/cache/metrics/reference/{{dataset}}/{{split}}/{{backbone}}__{{resize}}.npz",
+    wildcard_constraints:
+        split=mg.SPLIT_PATTERN,
+        backbone="|".join(mb.FEATURE_BACKBONES),
+        resize=mg.RESIZE_PATTERN,
+    params:
+        settings=mb.metrics_settings(config),
+        seed=config["seed"],
+        results=lambda wc, input: results_of(input.manifest, 2),
+        cache=lambda wc, output: results_of(output[0], 3),
+    log:
+        logpath("reference_stats", "dataset", "split", "backbone", "resize"),
+    benchmark:
+        benchpath("reference_stats", "dataset", "split", "backbone", "resize")
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../scripts/reference_stats.py"
+
+
+rule generative_metrics:
+    input:
+        unpack(lambda wc: mb.rule_inputs(config, R, wc.backbone, config["models"][wc.model]["dataset"])),
+        samples=f"{R}/samples/{{model}}/{{promptset}}/samples.csv",
+        reference=lambda wc: (
+            f"{R}/cache/metrics/reference/{config['models'][wc.model]['dataset']}/{wc.refsplit}/"
+            f"{wc.backbone}__{wc.resize}.npz"
+        ),
+    output:
+        f"{R}/eval/generative/{{model}}/{{promptset}}/{{split}}/{{refsplit}}/{{backbone}}__{{resize}}.json",
+    wildcard_constraints:
+        split=mg.SPLIT_PATTERN,
+        refsplit=mg.SPLIT_PATTERN,
+        backbone="|".join(mb.FEATURE_BACKBONES),
+        resize=mg.RESIZE_PATTERN,
+    params:
+        settings=mb.metrics_settings(config),
+        seed=config["seed"],
+        scale=config["scale"],
+        cache=lambda wc, output: str(Path(results_of(output[0], 6), "cache", "metrics")),
+    log:
+        logpath("generative_metrics", "model", "promptset", "split", "refsplit", "backbone", "resize"),
+    benchmark:
+        benchpath("generative_metrics", "model", "promptset", "split", "refsplit", "backbone", "resize")
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../scripts/generative_metrics.py"
+
+
+# Classifier metrics of generated images: a classifier scores each image of a prompt set drawn from the dataset's
+# reports for its prompt's labels (AUC, accuracy, F1, precision, recall per label + macro), beside the same
+# classifier on the real images and the generated-vs-real feature cosine similarity.
+# scorer: xrv-densenet121 (config xrv_weights) | classifier (the dataset's own classifier, labelled stand-in).
+rule classifier_metrics:
+    input:
+        unpack(lambda wc: mb.rule_inputs(config, R, wc.scorer, config["models"][wc.model]["dataset"])),
+        samples=f"{R}/samples/{{model}}/{{promptset}}/samples.csv",
+    output:
+        f"{R}/eval/scored/{{model}}/{{promptset}}/{{split}}/{{scorer}}.json",
+    wildcard_constraints:
+        split=mg.SPLIT_PATTERN,
+        scorer="classifier|xrv-densenet121",
+    params:
+        seed=config["seed"],
+        scale=config["scale"],
+        results=lambda wc, output: results_of(output[0], 5),
+    log:
+        logpath("classifier_metrics", "model", "promptset", "split", "scorer"),
+    benchmark:
+        benchpath("classifier_metrics", "model", "promptset", "split", "scorer")
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../scripts/classifier_metrics.py"

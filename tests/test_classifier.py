@@ -7,7 +7,7 @@ from PIL import Image
 
 from medsynth.classifier.train import (evaluate_classifier, load_classifier, per_label_metrics, save_classifier,
                                        train_classifier)
-from medsynth.classifier.xrv import convert_to_safetensors, load_xrv_densenet, xrv_features
+from medsynth.classifier.xrv import convert_to_safetensors, load_xrv_densenet, xrv_features, xrv_predict
 from medsynth.errors import MedsynthError
 
 
@@ -67,5 +67,14 @@ def test_xrv_densenet_loads_without_unpickling_code(tmp_path):
     assert f.shape == (2, 1024)
     assert torch.allclose(f, xrv_features(model2, x)) and torch.allclose(f, xrv_features(ref, x))
     assert model.pathologies[7] == "Effusion" and len(sha) == 64
+    # CheXpert-named scores: the calibrated outputs of the matching torchxrayvision pathologies
+    probs = xrv_predict(model, x, ["Pleural Effusion", "Cardiomegaly"])
+    with torch.no_grad():
+        full = model(torch.nn.functional.interpolate(x, size=(224, 224), mode="bilinear", align_corners=False,
+                                                     antialias=True) * 2048 - 1024)
+    np.testing.assert_allclose(probs, full[:, [7, 10]].numpy(), rtol=1e-5, atol=1e-6)
+    assert ((probs >= 0) & (probs <= 1)).all()
+    with pytest.raises(MedsynthError, match="No Finding"):
+        xrv_predict(model, x, ["No Finding"])
     with pytest.raises(MedsynthError, match="weights not found"):
         load_xrv_densenet(tmp_path / "absent.pt")

@@ -152,7 +152,8 @@ def test_records_from_full_backbone(cache_dir):
     assert recs["fid"].value > 0 and recs["fid"].weights_sha256 == ev.info.weights_sha256
     assert recs["kid"].std is not None and recs["kid"].extra["subset_size"] == 4
     assert recs["is"].value == pytest.approx(mean) and recs["is"].is_substitute_backbone
-    assert recs["fid"].extra == {"n_reference": 4, "n_generated": 4, "dims": 2048, "split": "test"}
+    assert recs["fid"].extra == {"n_reference": 4, "n_generated": 4, "dims": 2048, "split": "test", "stand_in": True,
+                                 "weights": I.random_weights_path(0, cache_dir).name}
 
 
 def test_reference_stats_cache_is_reused(ev64, tmp_path):
@@ -218,3 +219,25 @@ def test_to_batch_rejects_bad_ranges_and_shapes():
         F.to_batch(np.zeros((2, 3, 4, 5, 6)))
     assert tuple(F.to_batch(np.zeros((5, 6), np.uint8)).shape) == (1, 3, 5, 6)
     assert tuple(F.to_batch(np.zeros((2, 5, 6, 3), np.uint8)).shape) == (2, 3, 5, 6)
+
+
+def test_frechet_distance_rank_deficient_self_is_zero():
+    # fewer samples than dims (the usual small-N case): the null space's rounding noise must not leak into the trace
+    x = np.random.default_rng(0).normal(size=(5, 300)) * 300.0
+    mu, sigma = x.mean(0), np.cov(x, rowvar=False)
+    assert abs(F.frechet_distance(mu, sigma, mu, sigma)) <= 1e-9 * np.trace(sigma)
+    y = x + np.random.default_rng(1).normal(size=x.shape)
+    d = F.frechet_distance(mu, sigma, y.mean(0), np.cov(y, rowvar=False))
+    assert d > 0 and d == pytest.approx(F.frechet_distance(y.mean(0), np.cov(y, rowvar=False), mu, sigma), rel=1e-6)
+
+
+def test_volume_slices_along_any_axis():
+    vol = np.random.default_rng(2).random((6, 8, 10)).astype(np.float32)
+    axial = list(F.volume_slices(vol, slices_per_batch=4))
+    assert [tuple(b.shape) for b in axial] == [(4, 3, 8, 10), (2, 3, 8, 10)]
+    torch.testing.assert_close(axial[1][1, 2], torch.from_numpy(vol[5]))
+    coronal = list(F.volume_slices(vol, axis=1, step=3))
+    assert [tuple(b.shape) for b in coronal] == [(3, 3, 6, 10)]
+    torch.testing.assert_close(coronal[0][2, 0], torch.from_numpy(vol[:, 6]))
+    with pytest.raises(MedsynthError, match="step"):
+        list(F.volume_slices(vol, step=0))

@@ -37,3 +37,84 @@ def test_unknown_column_and_missing_provenance_are_errors():
     bad = make_cell("xing2024", "table1", "Pix2pix", "FVD", 1.0, provenance={"dataset": "x", "n": 1, "method": "m"})
     with pytest.raises(ValueError, match="not in the paper's table"):
         side_by_side("xing2024", [bad])
+
+
+def _fid_record(backbone, value=40.0):
+    from medsynth.metrics.provenance import MetricRecord
+
+    return MetricRecord(metric="fid", value=value, n=24, backbone=backbone, weights_sha256="c0ffee" * 10 + "abcd",
+                        resize_mode="bicubic64+bilinear-299-in-model", seed=0, definition="Frechet distance",
+                        extra={"n_reference": 30, "weights": "w.safetensors", "stand_in": backbone.endswith("random")}
+                        ).to_dict()
+
+
+def test_stand_in_cells_are_labelled_and_get_no_difference():
+    from medsynth.report.cells import cell_from_record
+
+    stand = cell_from_record("choksi2025", "quality", "ours (stand-in)", "FID", _fid_record("inception-random"),
+                             dataset="phantom_cxr", scale="demo", split="val+test")
+    real = cell_from_record("choksi2025", "quality", "ours (real)", "FID", _fid_record("inception-fid", 30.0),
+                            dataset="phantom_cxr", scale="demo")
+    assert stand["provenance"]["stand_in"] is True and real["provenance"]["stand_in"] is False
+    assert stand["provenance"]["n"] == 24 and stand["provenance"]["n_reference"] == 30
+    assert stand["provenance"]["weights_sha256"].startswith("c0ffee") and stand["provenance"]["split"] == "val+test"
+    tables = side_by_side("choksi2025", [stand, real])
+    quality = next(t for t in tables if t.id == "quality")
+    assert quality.rows["ours (stand-in)"][5].stand_in == "inception-random"
+    md = to_markdown("choksi2025", tables, "demo", "config.yaml")
+    assert "40† [1] / — " in md and "(Δ not comparable: stand-in inception-random)" not in md  # nothing published
+    assert "30 [2] / —" in md
+    assert "1 measured cell(s) marked † were computed with a STAND-IN" in md
+    assert "Measured on: phantom_cxr [val+test] (N = 24 per cell), phantom_cxr (N = 24 per cell)." in md
+    assert "† inception-random: pytorch-fid's InceptionV3 architecture with seeded random weights" in md
+    # provenance footnote: backbone and weights first, hash shortened, stand-in spelled out
+    assert "[1] backbone: inception-random; stand_in: YES (labelled stand-in" in md
+    assert "weights_sha256: c0ffeec0ffee…; dataset: phantom_cxr; split: val+test; n: 24; n_reference: 30" in md
+    html = to_html("choksi2025", tables, "demo", "config.yaml")
+    assert "class=standin" in html and "STAND-IN" in html
+    # in a row the paper publishes, a stand-in gets no Δ, a real backbone does
+    pub_stand = cell_from_record("choksi2025", "quality", "Published model", "FID", _fid_record("inception-random"),
+                                 dataset="d", scale="demo")
+    md2 = to_markdown("choksi2025", side_by_side("choksi2025", [pub_stand]), "demo", "c")
+    assert "40† [1] / 32.6 (Δ not comparable: stand-in inception-random)" in md2
+    pub_real = cell_from_record("choksi2025", "quality", "Published model", "FID", _fid_record("inception-fid"),
+                                dataset="d", scale="demo")
+    assert "40 [1] / 32.6 (Δ +7.4)" in to_markdown("choksi2025", side_by_side("choksi2025", [pub_real]), "demo", "c")
+
+
+def test_backbone_cells_need_weights_hash_and_index_counts_stand_ins(tmp_path):
+    import json
+
+    from medsynth.report.cells import cell_from_record
+    from medsynth.report.index import build_index
+
+    with pytest.raises(ValueError, match="weights_sha256"):
+        make_cell("xing2024", "table1", "Pix2pix", "FID", 1.0,
+                  provenance={"dataset": "x", "n": 1, "method": "m", "backbone": "inception-fid"})
+    kid = cell_from_record("xing2024", "table1", "medsynth", "KID", {**_fid_record("inception-random"),
+                                                                      "metric": "kid", "value": 0.01, "std": 0.002},
+                           dataset="phantom_ct", scale="demo", factor=1.0)
+    assert kid["std"] == pytest.approx(0.002)
+    summary = tmp_path / "summary.json"
+    summary.write_text(json.dumps({"dataset": "phantom_ct", "inputs": 3, "output_rows": 3, "rejects": 0}))
+    md, html = build_index({"xing2024": [kid], "choksi2025": []}, [summary], "demo", ["config.yaml"])
+    from medsynth.report.index import paper_coverage
+
+    measured, published = paper_coverage("xing2024", [kid])
+    assert f"| xing2024 | {measured} / {published} | 1 | [xing2024.html](xing2024.html) |" in md
+    assert "| choksi2025 | 0 / " in md and "stand-in cells (†)" in md and "not comparable" in md
+    assert "<th>stand-in cells (†)</th>" in html
+
+
+def test_measured_row_compares_with_the_row_it_reproduces():
+    prov = {"dataset": "phantom_cxr", "n": 24, "method": "mean SSIM over pairs", "scale": "demo"}
+    ssim = make_cell("choksi2025", "quality", "medsynth (measured)", "SSIM", 0.5, provenance=prov,
+                     reproduces="Published model")
+    tables = side_by_side("choksi2025", [ssim])
+    md = to_markdown("choksi2025", tables, "demo", "c")
+    assert "| medsynth (measured) | 0.5 [1] / 0.82 (Δ -0.32) |" in md
+    assert "| Published model | — / 0.82 |" in md
+    assert "Row 'medsynth (measured)' shows the published values of row 'Published model'" in md
+    with pytest.raises(ValueError, match="lacks"):
+        side_by_side("choksi2025", [make_cell("choksi2025", "quality", "x", "SSIM", 0.5, provenance=prov,
+                                              reproduces="Their model")])

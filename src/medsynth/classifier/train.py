@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 import torch
 from safetensors.torch import load_file, save_file
-from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
 
 from ..io import atomic_path, write_json
 from .data import image_batch, label_targets, trainable_labels
@@ -84,20 +83,11 @@ def predict(model: torch.nn.Module, images: torch.Tensor, batch: int = 64) -> np
 
 
 def per_label_metrics(y_true: np.ndarray, prob: np.ndarray, labels: list[str], threshold: float = 0.5) -> dict:
-    """AUC, accuracy, F1, precision, recall per label (AUC is None where a split has one class only)."""
-    out = {}
-    for i, name in enumerate(labels):
-        t, p = y_true[:, i], prob[:, i]
-        pred = (p >= threshold).astype(int)
-        out[name] = {
-            "auc": float(roc_auc_score(t, p)) if 0 < t.sum() < len(t) else None,
-            "accuracy": float(accuracy_score(t, pred)),
-            "f1": float(f1_score(t, pred, zero_division=0)),
-            "precision": float(precision_score(t, pred, zero_division=0)),
-            "recall": float(recall_score(t, pred, zero_division=0)),
-            "n": int(len(t)), "positives": int(t.sum()),
-        }
-    return out
+    """AUC, accuracy, F1, precision, recall per label plus their macro means (AUC is None, with the reason, where
+    a split has one class only): medsynth.metrics.classification, the one implementation every table uses."""
+    from ..metrics.classification import per_label_metrics as table
+
+    return table(y_true, prob, labels, threshold)
 
 
 def evaluate_classifier(model, meta: dict, df: pd.DataFrame, results: Path, split: str = "test") -> dict:

@@ -14,6 +14,12 @@ import torch
 from ..errors import MedsynthError
 
 XRV_INPUT_SIZE = 224
+# torchxrayvision's pathology names -> the CheXpert label space of our manifests (labels it lacks: No Finding,
+# Support Devices, Pleural Other)
+XRV_TO_CHEXPERT = {"Atelectasis": "Atelectasis", "Consolidation": "Consolidation", "Pneumothorax": "Pneumothorax",
+                   "Edema": "Edema", "Effusion": "Pleural Effusion", "Pneumonia": "Pneumonia",
+                   "Cardiomegaly": "Cardiomegaly", "Lung Lesion": "Lung Lesion", "Fracture": "Fracture",
+                   "Lung Opacity": "Lung Opacity", "Enlarged Cardiomediastinum": "Enlarged Cardiomediastinum"}
 
 
 def _safe_globals():
@@ -68,6 +74,22 @@ def xrv_input(images01: torch.Tensor) -> torch.Tensor:
 def xrv_features(model, images01: torch.Tensor) -> torch.Tensor:
     """1024-d `features2` of torchxrayvision's DenseNet (its own normalisation applied here)."""
     return model.features2(xrv_input(images01))
+
+
+@torch.no_grad()
+def xrv_predict(model, images01: torch.Tensor, labels: list[str], batch: int = 32):
+    """N x len(labels) scores for CheXpert-named `labels` from a torchxrayvision DenseNet: its sigmoid outputs after
+    its operating-point calibration (op_norm), so 0.5 is each pathology's published operating threshold."""
+    import numpy as np
+
+    chex_to_xrv = {v: k for k, v in XRV_TO_CHEXPERT.items()}
+    missing = [lab for lab in labels if chex_to_xrv.get(lab) not in list(model.pathologies)]
+    if missing:
+        raise MedsynthError(f"torchxrayvision's model has no output for {missing}; score those labels with the "
+                            "project's own classifier")
+    cols = [list(model.pathologies).index(chex_to_xrv[lab]) for lab in labels]
+    out = [model(xrv_input(images01[i:i + batch].float()))[:, cols] for i in range(0, len(images01), batch)]
+    return np.concatenate([o.numpy() for o in out])
 
 
 def convert_to_safetensors(src: Path, dst: Path) -> None:

@@ -16,7 +16,7 @@ import torch
 from scipy import linalg
 
 from ..errors import MedsynthError, RejectedInput
-from .inception import BackboneInfo, FIDInception, load_backbone
+from .inception import BackboneInfo
 from .stats import CachedStats, FeatureStats
 
 # pytorch-fid's IMAGE_EXTENSIONS
@@ -24,10 +24,21 @@ IMAGE_EXTENSIONS = ("bmp", "jpg", "jpeg", "pgm", "png", "ppm", "tif", "tiff", "w
 
 
 # -- distances --------------------------------------------------------------------------------------------------------
+def _psd_eigenvalues(w: np.ndarray) -> np.ndarray:
+    """Eigenvalues of a PSD matrix with rounding noise removed: negatives and those below d * eps * max (what an
+    eigendecomposition cannot tell from 0) become 0. Matters when there are fewer images than feature dims: the
+    covariance then has a null space whose noise eigenvalues, square-rooted and summed over thousands of dims,
+    would otherwise bias the trace term (e.g. FID(x, x) = -0.19 for 3 images in 1024 dims)."""
+    w = np.clip(np.asarray(w, dtype=np.float64), 0, None)
+    if w.size and w.max() > 0:
+        w[w < w.max() * w.size * np.finfo(np.float64).eps] = 0.0
+    return w
+
+
 def psd_sqrt(sigma: np.ndarray) -> np.ndarray:
-    """Symmetric square root of a covariance matrix (negative rounding-noise eigenvalues clipped to 0)."""
+    """Symmetric square root of a covariance matrix (rounding-noise eigenvalues set to 0)."""
     w, v = linalg.eigh(np.asarray(sigma, dtype=np.float64))
-    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    return (v * np.sqrt(_psd_eigenvalues(w))) @ v.T
 
 
 def frechet_distance(mu1, sigma1, mu2, sigma2, method: str = "eigh", sigma1_sqrt=None) -> float:
@@ -50,7 +61,7 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, method: str = "eigh", sigma1_sqrt
         raise MedsynthError(f"unknown Frechet distance method '{method}' (eigh, pytorch-fid)")
     s1_half = psd_sqrt(sigma1) if sigma1_sqrt is None else np.asarray(sigma1_sqrt, dtype=np.float64)
     inner = s1_half @ sigma2 @ s1_half
-    tr_covmean = float(np.sqrt(np.clip(linalg.eigvalsh((inner + inner.T) / 2), 0, None)).sum())
+    tr_covmean = float(np.sqrt(_psd_eigenvalues(linalg.eigvalsh((inner + inner.T) / 2))).sum())
     diff = mu1 - mu2
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * tr_covmean)
 
@@ -155,24 +166,59 @@ def volume_patch_slices(volume: np.ndarray, crop: tuple[int, int, int] = (64, 25
             yield to_batch(patch[start:start + slices_per_batch])  # N x H x W -> N x 3 x H x W
 
 
+def volume_slices(volume: np.ndarray, axis: int = 0, step: int = 1,
+                  slices_per_batch: int = 64) -> Iterator[torch.Tensor]:
+    """Slice-wise 3D evaluation: every `step`-th slice along `axis` of a (D, H, W) volume in [0, 1], each one
+    grayscale image replicated to 3 channels (never three adjacent slices as RGB)."""
+    vol = np.asarray(volume)
+    if vol.ndim != 3:
+        raise MedsynthError(f"volume must be D x H x W, got shape {vol.shape}")
+    if step < 1:
+        raise MedsynthError(f"slice step must be >= 1, got {step}")
+    stack = np.moveaxis(vol, axis, 0)[::step]
+    for start in range(0, len(stack), slices_per_batch):
+        yield to_batch(np.ascontiguousarray(stack[start:start + slices_per_batch]))
+
+
 # -- evaluator --------------------------------------------------------------------------------------------------------
 @dataclass
 class InceptionEvaluator:
-    """Holds one backbone; turns image batches into FeatureStats and stats pairs into FID/KID/IS."""
+    """Holds one feature backbone (Inception, torchxrayvision DenseNet or the project's classifier: see
+    metrics.backbones); turns image batches into FeatureStats and stats pairs into FID/KID/IS.
 
-    model: FIDInception
+    `pre_resize`: how images were brought to a common size before the backbone ("native": not at all, as
+    pytorch-fid; "bicubic64": PIL bicubic to 64 x 64); part of the recorded resize mode and of the cache key."""
+
+    model: torch.nn.Module
     info: BackboneInfo
     dims: int = 2048
     device: str = "cpu"
     reservoir_size: int = 10000
     is_splits: int = 10
     seed: int = 0
+    pre_resize: str = "native"
 
     @classmethod
     def create(cls, backbone: str = "inception-fid", weights: str | os.PathLike | None = None, dims: int = 2048,
-               device: str = "cpu", seed: int = 0, cache_dir: str | os.PathLike | None = None, **kw):
-        model, info = load_backbone(backbone, weights, dims, seed=seed, cache_dir=cache_dir, device=device)
+               device: str = "cpu", seed: int = 0, cache_dir: str | os.PathLike | None = None, card=None, **kw):
+        from .backbones import load_feature_backbone
+
+        model, info, dims = load_feature_backbone(backbone, weights, card=card, dims=dims, seed=seed,
+                                                  cache_dir=cache_dir, device=device)
         return cls(model=model, info=info, dims=dims, device=device, seed=seed, **kw)
+
+    @property
+    def resize_mode(self) -> str:
+        return self.info.resize_mode if self.pre_resize == "native" else f"{self.pre_resize}+{self.info.resize_mode}"
+
+    @property
+    def provenance(self) -> dict:
+        """backbone, weights file + sha256, resize mode, dims, seed: what every number from this evaluator records."""
+        from .backbones import is_stand_in
+
+        return {"backbone": self.info.backbone, "weights": Path(self.info.weights_path).name,
+                "weights_sha256": self.info.weights_sha256, "resize_mode": self.resize_mode, "dims": self.dims,
+                "seed": self.seed, "stand_in": is_stand_in(self.info.backbone)}
 
     def stats(self, batches: Iterable) -> FeatureStats:
         stats = FeatureStats(self.dims, self.reservoir_size, self.is_splits, self.seed)
@@ -186,10 +232,29 @@ class InceptionEvaluator:
     def folder_stats(self, folder: str | os.PathLike, batch_size: int = 50) -> FeatureStats:
         return self.stats(folder_batches(folder, batch_size))
 
+    def cache_meta(self, dataset: str, split: str) -> dict:
+        return {"dataset": dataset, "split": split, "backbone": self.info.backbone,
+                "weights_sha256": self.info.weights_sha256, "resize_mode": self.resize_mode, "dims": self.dims}
+
     def cache_key(self, dataset: str, split: str) -> str:
         # The weights hash is part of the key: stats from another weights file are never reused by mistake.
-        return (f"{dataset}__{split}__{self.info.backbone}-{self.info.weights_sha256[:12]}__"
-                f"{self.info.resize_mode}__d{self.dims}.npz")
+        resize = "".join(c if c.isalnum() or c in "-+" else "-" for c in self.resize_mode)
+        return (f"{dataset}__{split}__{self.info.backbone.replace(':', '-')}-{self.info.weights_sha256[:12]}__"
+                f"{resize}__d{self.dims}.npz")
+
+    def save_reference(self, stats: FeatureStats, path: str | os.PathLike, dataset: str, split: str) -> CachedStats:
+        """Write reference statistics (pytorch-fid keys mu/sigma + n, KID reservoir, sqrt(sigma), metadata)."""
+        stats.save_npz(path, meta={**self.cache_meta(dataset, split), "n": stats.n}, sigma_sqrt=psd_sqrt(stats.sigma))
+        return CachedStats(path)
+
+    def check_reference(self, ref: CachedStats) -> None:
+        """Refuse cached statistics made with another backbone, weights file, resize mode or feature size."""
+        want = {k: v for k, v in self.cache_meta("", "").items() if k not in ("dataset", "split")}
+        have = {k: ref.meta.get(k) for k in want}
+        if have != want:
+            diff = {k: (have[k], want[k]) for k in want if have[k] != want[k]}
+            raise MedsynthError(f"reference statistics {ref.path} were made with different settings "
+                                f"(cached vs now: {diff}); delete the file to recompute")
 
     def reference_stats(self, cache_dir: str | os.PathLike, dataset: str, split: str,
                         batches_fn) -> FeatureStats | CachedStats:
@@ -197,12 +262,10 @@ class InceptionEvaluator:
         `batches_fn()` is only called (and the cache written) on a miss."""
         path = Path(cache_dir) / self.cache_key(dataset, split)
         if not path.exists():
-            stats = self.stats(batches_fn())
-            stats.save_npz(path, meta={"dataset": dataset, "split": split, "backbone": self.info.backbone,
-                                       "weights_sha256": self.info.weights_sha256,
-                                       "resize_mode": self.info.resize_mode, "dims": self.dims, "n": stats.n},
-                           sigma_sqrt=psd_sqrt(stats.sigma))
-        return CachedStats(path)
+            return self.save_reference(self.stats(batches_fn()), path, dataset, split)
+        ref = CachedStats(path)
+        self.check_reference(ref)
+        return ref
 
     def fid(self, a, b, method: str = "eigh") -> float:
         # FID is symmetric: put the side with a cached square root first.
@@ -215,19 +278,24 @@ class InceptionEvaluator:
         return kernel_inception_distance(a.kid_features(), b.kid_features(), subsets, subset_size, self.seed)
 
 
+FeatureEvaluator = InceptionEvaluator  # the same class serves every backbone in metrics.backbones
+
+
 def generative_records(ev: InceptionEvaluator, ref, gen, kid_subsets: int = 100, kid_subset_size: int = 1000,
                        inception_score: bool = True, extra: dict | None = None) -> list:
     """FID, KID (mean, std over subsets) and optionally IS of `gen` as MetricRecords carrying the backbone,
     weights hash, resize mode, seed and image counts."""
     from .provenance import MetricRecord
 
-    common = dict(backbone=ev.info.backbone, weights_sha256=ev.info.weights_sha256, resize_mode=ev.info.resize_mode,
+    common = dict(backbone=ev.info.backbone, weights_sha256=ev.info.weights_sha256, resize_mode=ev.resize_mode,
                   seed=ev.seed)
-    counts = {"n_reference": ref.n, "n_generated": gen.n, "dims": ev.dims, **(extra or {})}
+    counts = {"n_reference": ref.n, "n_generated": gen.n, "dims": ev.dims,
+              "weights": Path(ev.info.weights_path).name, "stand_in": ev.provenance["stand_in"], **(extra or {})}
+    space = "Inception pool" if ev.info.backbone.startswith("inception") else f"{ev.info.backbone}"
     kid, kid_std, m = ev.kid(ref, gen, kid_subsets, kid_subset_size)
     records = [
         MetricRecord(metric="fid", value=ev.fid(ref, gen), n=gen.n, extra=counts,
-                     definition="Frechet distance of Inception pool features (pytorch-fid formula, eigh trace)",
+                     definition=f"Frechet distance of {space} features (pytorch-fid formula, eigh trace)",
                      **common),
         MetricRecord(metric="kid", value=kid, std=kid_std, n=gen.n, extra={**counts, "subsets": kid_subsets,
                                                                             "subset_size": m},

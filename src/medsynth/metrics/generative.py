@@ -1,0 +1,125 @@
+"""The generic generative-metrics step: real images of a dataset split -> cached reference statistics; generated
+images of a prompt set -> FID / KID / IS (or a domain Frechet distance) against them, as provenance records.
+
+Used by rules/evaluate.smk (`reference_stats`, `generative_metrics`), which any paper pipeline calls with a path:
+
+    <results>/cache/metrics/reference/<dataset>/<split>/<backbone>__<resize>.npz
+    <results>/eval/generative/<model>/<promptset>/<split>/<backbone>__<resize>.json
+
+`split` is one split, several joined by "+" (``val+test``) or ``all``; `resize` is ``native`` (images go to the
+backbone as they are, as pytorch-fid does) or ``<filter><size>`` (``bicubic64``: PIL resize to size x size first,
+so real and generated images of different sizes are compared at one resolution).
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..errors import MedsynthError, RejectedInput
+from .fid import InceptionEvaluator, generative_records, to_batch
+from .stats import CachedStats
+
+RESIZE_FILTERS = ("nearest", "bilinear", "bicubic", "lanczos", "box")
+RESIZE_PATTERN = r"native|(?:" + "|".join(RESIZE_FILTERS) + r")\d+"
+SPLIT_PATTERN = r"all|[a-z]+(?:\+[a-z]+)*"
+
+
+def parse_resize(spec: str) -> tuple[str | None, int | None]:
+    """'native' -> (None, None); 'bicubic64' -> ('bicubic', 64)."""
+    if spec == "native":
+        return None, None
+    m = re.fullmatch(r"(" + "|".join(RESIZE_FILTERS) + r")(\d+)", spec)
+    if not m or int(m.group(2)) < 8:
+        raise MedsynthError(f"resize mode '{spec}' is not 'native' or <filter><size> with filter in "
+                            f"{RESIZE_FILTERS} and size >= 8 (e.g. bicubic64)")
+    return m.group(1), int(m.group(2))
+
+
+def read_image(path: str | os.PathLike, resize: str = "native") -> np.ndarray:
+    """An image as H x W x 3 uint8, read as pytorch-fid reads it (PIL convert('RGB')); 16-bit grayscale PNGs are
+    scaled to 8 bits first (PIL's own conversion would clip them). Optionally resized (PIL, `resize` spec)."""
+    from PIL import Image
+
+    filt, size = parse_resize(resize)
+    try:
+        with Image.open(path) as im:
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                arr = np.asarray(im, dtype=np.float64)
+                im = Image.fromarray(np.clip(np.round(arr / 257.0), 0, 255).astype(np.uint8))
+            im = im.convert("RGB")
+            if size is not None and im.size != (size, size):
+                im = im.resize((size, size), getattr(Image.Resampling, filt.upper()))
+            return np.asarray(im)
+    except OSError as err:
+        raise RejectedInput("unreadable image", f"{Path(path).name}: {err}") from err
+
+
+def image_batches(paths: Sequence[str | os.PathLike], resize: str = "native",
+                  batch_size: int = 50) -> Iterator:
+    """Streams batches (N x 3 x H x W in [0, 1]); consecutive images of one size are batched together."""
+    parse_resize(resize)
+    batch: list[np.ndarray] = []
+    for path in paths:
+        arr = read_image(path, resize)
+        if batch and (arr.shape != batch[0].shape or len(batch) == batch_size):
+            yield to_batch(np.stack(batch))
+            batch = []
+        batch.append(arr)
+    if batch:
+        yield to_batch(np.stack(batch))
+
+
+def select_split(df: pd.DataFrame, split: str, what: str) -> pd.DataFrame:
+    """Rows of `split` ('all', one split or 'a+b'); a table without a split column only serves 'all'."""
+    if split == "all":
+        return df
+    if "split" not in df.columns:
+        raise MedsynthError(f"{what} has no 'split' column: use split 'all'")
+    wanted = split.split("+")
+    rows = df[df["split"].isin(wanted)]
+    if rows.empty:
+        raise MedsynthError(f"{what} has no rows in split(s) {wanted}")
+    return rows
+
+
+def reference_paths(manifest: pd.DataFrame, results: str | os.PathLike, split: str) -> list[Path]:
+    rows = select_split(manifest, split, "the manifest")
+    rows = rows[rows["image"].notna() & (rows["image"].astype(str) != "")]
+    if rows.empty:
+        raise MedsynthError(f"no images in split '{split}' of the manifest")
+    return [Path(results) / p for p in rows["image"]]
+
+
+def generated_paths(samples: pd.DataFrame, folder: str | os.PathLike, split: str) -> list[Path]:
+    rows = select_split(samples, split, "the samples table")
+    return [Path(folder) / f for f in rows["file"]]
+
+
+def compute_reference(ev: InceptionEvaluator, paths: Sequence[Path], out: str | os.PathLike, dataset: str,
+                      split: str, batch_size: int = 50) -> CachedStats:
+    """Reference statistics of real images, written in pytorch-fid's .npz layout plus our metadata."""
+    stats = ev.stats(image_batches(paths, ev.pre_resize, batch_size))
+    return ev.save_reference(stats, out, dataset, split)
+
+
+def evaluate_generated(ev: InceptionEvaluator, reference: str | os.PathLike, paths: Sequence[Path],
+                       batch_size: int = 50, kid_subsets: int = 100, kid_subset_size: int = 1000,
+                       extra: dict | None = None) -> dict:
+    """{metric: record dict} for generated images against cached reference statistics (checked to come from the
+    same backbone, weights, resize mode and dims). IS only for the Inception backbones (it needs their logits)."""
+    ref = CachedStats(reference)
+    ev.check_reference(ref)
+    gen = ev.stats(image_batches(paths, ev.pre_resize, batch_size))
+    meta = {k: ref.meta[k] for k in ("dataset", "split") if k in ref.meta}
+    extra = {"reference": {**meta, "n": ref.n}, **(extra or {})}
+    with_is = gen.is_psum is not None and gen.n >= gen.is_splits
+    if gen.is_psum is not None and not with_is:
+        extra["inception_score"] = f"not computed: {gen.n} images < {gen.is_splits} splits (metrics.is_splits)"
+    records = generative_records(ev, ref, gen, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size,
+                                 inception_score=with_is, extra=extra)
+    return {r.metric: r.to_dict() for r in records}

@@ -1,0 +1,122 @@
+"""Classifier metrics of generated images (chambon2022 Tables 1/5/6, chen2024 Table 2, choksi2025's extra AUC):
+a chest X-ray classifier scores each generated image for the labels of the report that prompted it.
+
+Two scorers, named explicitly (rules/evaluate.smk `classifier_metrics`):
+- ``xrv-densenet121``: torchxrayvision's DenseNet-121 from the configured local file (config xrv_weights), its
+  calibrated outputs for the CheXpert labels it has;
+- ``classifier``: the project's own classifier trained on the dataset's training split (rule train_classifier) --
+  the labelled stand-in where the torchxrayvision weights are absent.
+
+Where the samples table keeps each prompt's real image (`source_image`), the same classifier also scores the real
+images (the ceiling a generator is measured against) and the cosine similarity of its penultimate features between
+each generated image and its real counterpart is reported (chambon2022 Table 1).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..errors import MedsynthError
+from .backbones import is_stand_in
+from .classification import cosine_similarity, per_label_metrics
+
+SCORERS = ("classifier", "xrv-densenet121")
+
+
+@dataclass
+class Scorer:
+    backbone: str
+    weights_sha256: str
+    labels: list[str]
+    image_size: int
+    uncertain: str
+    predict: Callable[[torch.Tensor], np.ndarray]     # N x 1 x S x S in [0, 1] -> N x len(labels) scores
+    features: Callable[[torch.Tensor], np.ndarray]    # -> N x d penultimate features
+
+    @property
+    def provenance(self) -> dict:
+        return {"backbone": self.backbone, "weights_sha256": self.weights_sha256,
+                "stand_in": is_stand_in(self.backbone), "input_size": self.image_size}
+
+
+def load_scorer(kind: str, weights: str | os.PathLike | None, card: str | os.PathLike | None = None,
+                labels: list[str] | None = None, uncertain: str = "positive") -> Scorer:
+    """`labels`: CheXpert labels to score (default: all the scorer has)."""
+    if kind == "classifier":
+        from ..classifier.train import load_classifier, predict
+
+        if not weights or not card:
+            raise MedsynthError("scorer 'classifier' needs the trained classifier's weights and card")
+        model, meta = load_classifier(Path(weights), Path(card))
+        have = list(meta["labels"])
+        wanted = labels or have
+        missing = [lab for lab in wanted if lab not in have]
+        if missing:
+            raise MedsynthError(f"the classifier was not trained on {missing} (it has {have})")
+        cols = [have.index(lab) for lab in wanted]
+
+        def feats(x):
+            with torch.no_grad():
+                return np.concatenate([model.features(x[i:i + 64]).numpy() for i in range(0, len(x), 64)])
+
+        from .inception import sha256_file
+
+        return Scorer(f"classifier:{meta['arch']}", sha256_file(weights), list(wanted), int(meta["image_size"]),
+                      meta.get("uncertain", uncertain), lambda x: predict(model, x)[:, cols], feats)
+    if kind == "xrv-densenet121":
+        from ..classifier.xrv import XRV_INPUT_SIZE, XRV_TO_CHEXPERT, load_xrv_densenet, xrv_features, xrv_predict
+
+        if not weights:
+            raise MedsynthError("scorer 'xrv-densenet121' needs the config key xrv_weights (a local file)")
+        model, sha = load_xrv_densenet(Path(weights))
+        have = [XRV_TO_CHEXPERT[p] for p in model.pathologies if p in XRV_TO_CHEXPERT]
+        wanted = labels or have
+
+        def feats(x):
+            return np.concatenate([xrv_features(model, x[i:i + 32]).numpy() for i in range(0, len(x), 32)])
+
+        return Scorer("xrv-densenet121", sha, list(wanted), XRV_INPUT_SIZE, uncertain,
+                      lambda x: xrv_predict(model, x, list(wanted)), feats)
+    raise MedsynthError(f"unknown scorer '{kind}'; choose one of {', '.join(SCORERS)}")
+
+
+def scorable_labels(scorer: Scorer, samples: pd.DataFrame) -> list[str]:
+    """The scorer's labels that the samples table carries (the prompting reports' CheXpert labels)."""
+    labels = [lab for lab in scorer.labels if lab in samples.columns]
+    if not labels:
+        raise MedsynthError(f"the samples table has none of the scorer's labels {scorer.labels}: classifier metrics "
+                            "need a prompt set drawn from the manifest's reports (prompt set 'splits:')")
+    return labels
+
+
+def score_samples(scorer: Scorer, samples: pd.DataFrame, folder: str | os.PathLike,
+                  results: str | os.PathLike | None = None, threshold: float = 0.5) -> dict:
+    """Per-label AUC/accuracy/F1/precision/recall (+ macro) of generated images against their prompts' labels; the
+    same for the real source images and the paired feature cosine similarity where `source_image` exists."""
+    from ..classifier.data import image_batch, label_targets
+
+    if samples.empty:
+        raise MedsynthError("no generated images to score")
+    labels = scorable_labels(scorer, samples)
+    cols = [scorer.labels.index(lab) for lab in labels]
+    y = label_targets(samples, labels, scorer.uncertain)
+    gen_x = image_batch([Path(folder) / f for f in samples["file"]], scorer.image_size)
+    out = {"labels": labels, "n": len(samples), "threshold": threshold, "uncertain": scorer.uncertain,
+           "generated": per_label_metrics(y, scorer.predict(gen_x)[:, cols], labels, threshold),
+           **scorer.provenance}
+    if results is not None and "source_image" in samples.columns:
+        real_x = image_batch([Path(results) / f for f in samples["source_image"]], scorer.image_size)
+        out["real"] = per_label_metrics(y, scorer.predict(real_x)[:, cols], labels, threshold)
+        fg, fr = scorer.features(gen_x), scorer.features(real_x)
+        ok = (np.linalg.norm(fg, axis=1) > 0) & (np.linalg.norm(fr, axis=1) > 0)  # ReLU features can be all 0
+        cos = cosine_similarity(fg[ok], fr[ok]) if ok.any() else np.array([])
+        out["feature_cosine"] = {"mean": float(cos.mean()) if cos.size else None,
+                                 "std": float(cos.std()) if cos.size else None, "n": int(cos.size),
+                                 "excluded_zero_feature_pairs": int((~ok).sum())}
+    return out
