@@ -26,6 +26,7 @@ include: "rules/train.smk"
 include: "rules/sample.smk"
 include: "rules/evaluate.smk"
 include: "rules/choksi2025.smk"
+include: "rules/chambon2022.smk"
 include: "rules/report.smk"
 
 

@@ -4,6 +4,9 @@ For each report, take its k most similar OTHER reports (self excluded; ties brok
 is deterministic) and count the fraction sharing its CheXpert label. Per class: the mean over that class's reports;
 macro: the unweighted mean over classes. Labels are one class per report; for multi-label reports pass sets: a
 neighbour then "shares" when the label sets intersect, and a report counts towards each of its classes.
+`neighbour_labels` (optional) gives the neighbours' side of the match separately: report i then shares with
+neighbour j when labels[i] & neighbour_labels[j] is non-empty (chambon2022's "a report's label is the class it was
+drawn for; a neighbour shares it when positive for that class": labels = drawn class, neighbour_labels = positives).
 Baseline similarity: bag-of-words IoU (Jaccard) of the lower-cased word sets.
 """
 from __future__ import annotations
@@ -30,7 +33,7 @@ def _label_sets(labels: Sequence) -> list[frozenset]:
     return out
 
 
-def chexpert_at_k(similarity, labels: Sequence, k: int = 10) -> dict:
+def chexpert_at_k(similarity, labels: Sequence, k: int = 10, neighbour_labels: Sequence | None = None) -> dict:
     """Returns {"macro": float, "per_class": {class: float}, "per_report": array, "k": k, "n": N}."""
     sim = np.asarray(similarity, dtype=np.float64)
     n = len(labels)
@@ -39,12 +42,15 @@ def chexpert_at_k(similarity, labels: Sequence, k: int = 10) -> dict:
     if not 1 <= k <= n - 1:
         raise MedsynthError(f"k must be between 1 and N-1 = {n - 1}, got {k}")
     sets = _label_sets(labels)
+    if neighbour_labels is not None and len(neighbour_labels) != n:
+        raise MedsynthError(f"neighbour_labels has {len(neighbour_labels)} entries for {n} reports")
+    other = sets if neighbour_labels is None else _label_sets(neighbour_labels)
     per_report = np.empty(n)
     for i in range(n):
         row = sim[i].copy()
         row[i] = -np.inf  # self excluded
         order = np.argsort(-row, kind="stable")[:k]
-        per_report[i] = np.mean([bool(sets[i] & sets[j]) for j in order])
+        per_report[i] = np.mean([bool(sets[i] & other[j]) for j in order])
     classes = sorted({c for s in sets for c in s}, key=str)
     per_class = {c: float(np.mean([per_report[i] for i in range(n) if c in sets[i]])) for c in classes}
     return {"macro": float(np.mean(list(per_class.values()))), "per_class": per_class, "per_report": per_report,
