@@ -415,29 +415,33 @@ def test_textual_inversion_from_a_checkpoint_saves_a_pipeline_that_knows_the_new
 
 
 @pytest.mark.slow
-def test_cli_train_diffusion_stage_on_two_processes(tmp_path):
-    """`medsynth train` as `accelerate launch --num_processes 2` starts it, on CPU (torchrun, gloo)."""
+def test_run_stage_on_two_processes(tmp_path, monkeypatch):
+    """What the train rules do for a job with 2 GPUs (`accelerate launch --multi_gpu --num_processes 2 -m
+    medsynth.cli train ...`), on CPU: the same command with torchrun as the launcher (gloo)."""
     import json
     import os
-    import subprocess
     import sys
 
     from diffusers import DiffusionPipeline
 
-    from medsynth import cli
-    from medsynth.training.launch import stage_arguments
+    from medsynth.training import launch
 
-    _, common = _scratch_entry(tmp_path)
-    assert cli.main(["train", *stage_arguments("vae", work=tmp_path / "wv", out=tmp_path / "vae",
-                                                summary=tmp_path / "vae.json", **common)]) == 0
-    args = stage_arguments("diffusion", work=tmp_path / "wd", out=tmp_path / "pipe", summary=tmp_path / "d.json",
-                           vae=tmp_path / "vae", **common)
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-                           "29518", "-m", "medsynth.cli", "train", *args], env={**os.environ, "OMP_NUM_THREADS": "1"},
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.count(str(tmp_path / "d.json")) == 2  # both processes finished ...
-    summary = json.loads((tmp_path / "d.json").read_text())
-    assert summary["processes"] == 2 and summary["steps"] == 2  # ... as one process group
+    entry, common = _scratch_entry(tmp_path)
+    launch.run_stage_here("vae", entry, tmp_path / "manifest.parquet", tmp_path, tmp_path / "wv", tmp_path / "vae",
+                          tmp_path / "vae.json", 0)
+    seen = []
+
+    def cpu_launcher(n, stage_args, mixed_precision="no", cpu=False):
+        seen.append((n, mixed_precision))
+        return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(n), "--master_port", "29518",
+                "-m", "medsynth.cli", "train", *stage_args]
+
+    monkeypatch.setattr(launch, "launch_command", cpu_launcher)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    summary = launch.run_stage("diffusion", entry, tmp_path / "manifest.parquet", tmp_path, tmp_path / "wd",
+                               tmp_path / "pipe", tmp_path / "d.json", 0, vae=tmp_path / "vae", gpus=2)
+    assert seen == [(2, "no")] and json.loads((tmp_path / "wd" / "model.json").read_text()) == entry
+    assert summary["processes"] == 2 and summary["steps"] == 2  # one process group of two
+    assert (tmp_path / "wd" / "accelerate-diffusion.log").read_text().count(str(tmp_path / "d.json")) == 2
     assert [p.name for p in list_checkpoints(tmp_path / "wd" / "checkpoints")] == ["step-000002"]
     DiffusionPipeline.from_pretrained(tmp_path / "pipe")

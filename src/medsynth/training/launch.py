@@ -45,7 +45,8 @@ def launch_command(n_processes: int, stage_args: list[str], mixed_precision: str
 
 def run_stage(stage: str, model_cfg: dict, manifest: Path, results: Path, work: Path, out: Path, summary: Path,
               seed: int, vae: Path | None = None, gpus: int = 0, log=None) -> dict:
-    """Train one stage and write its summary JSON; on more than one GPU through `accelerate launch`."""
+    """Train one stage and write its summary JSON; on more than one GPU through `accelerate launch` (the launched
+    processes' output goes to work/accelerate-<stage>.log)."""
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
     if int(gpus or 0) > 1:
@@ -54,12 +55,14 @@ def run_stage(stage: str, model_cfg: dict, manifest: Path, results: Path, work: 
         block = model_cfg["vae" if stage == "vae" else "diffusion"]["train"]
         cmd = launch_command(int(gpus), stage_arguments(stage, config_path, manifest, results, work, out, summary,
                                                         seed, vae), block.get("mixed_precision", "no"))
+        out_log = work / f"accelerate-{stage}.log"
         if log is not None:
-            log.info("multi-GPU: %s", " ".join(cmd))
-        proc = subprocess.run(cmd, stdout=sys.stderr, stderr=sys.stderr)
+            log.info("multi-GPU: %s (output: %s)", " ".join(cmd), out_log)
+        with open(out_log, "w") as sink:
+            proc = subprocess.run(cmd, stdout=sink, stderr=subprocess.STDOUT)
         if proc.returncode != 0:
             raise MedsynthError(f"`accelerate launch` of the {stage} stage on {gpus} GPUs failed (exit status "
-                                f"{proc.returncode}); see the log above")
+                                f"{proc.returncode}); see {out_log}")
         return read_json(summary)
     return run_stage_here(stage, model_cfg, manifest, results, work, out, summary, seed, vae)
 
