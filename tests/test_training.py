@@ -320,7 +320,10 @@ def test_cli_train_runs_both_stages_of_a_scratch_entry(tmp_path):
     assert cli.main(["train", *args]) == 0
     summary = json.loads((tmp_path / "d.json").read_text())
     assert summary["strategy"] == "scratch" and summary["steps"] == 2 and len(summary["val_loss"]) == 2
-    assert (tmp_path / "wd" / "samples" / "step-000002.png").is_file()  # sample grid (also in TensorBoard)
+    assert (tmp_path / "wd" / "samples" / "step-000002.png").is_file()  # sample grid ...
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    events = EventAccumulator(str(tmp_path / "wd" / "tensorboard")).Reload()
+    assert events.Tags()["images"] == ["samples"] and {"train/loss", "val/loss"} <= set(events.Tags()["scalars"])
     pipe = DiffusionPipeline.from_pretrained(tmp_path / "pipe")
     assert pipe.vae.config.scaling_factor == pytest.approx(vae_summary["scaling_factor"])
     assert cli.main(["train", *args]) == 0  # rerun (e.g. after a kill): resumes from the last checkpoint
