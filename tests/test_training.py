@@ -197,9 +197,10 @@ def test_early_stopping_on_validation_loss_keeps_best_weights(tmp_path):
     assert again.stopped_early and again.step == 4 and again.resumed_from == 4 and not again.losses  # stays stopped
 
 
-def test_gradient_checkpointing_and_bf16(tmp_path):
+def test_gradient_checkpointing_bf16_and_fp16(tmp_path):
     losses = {}
-    for name, kw in {"plain": {}, "ckpt": {"gradient_checkpointing": True}, "bf16": {"mixed_precision": "bf16"}}.items():
+    for name, kw in {"plain": {}, "ckpt": {"gradient_checkpointing": True}, "bf16": {"mixed_precision": "bf16"},
+                     "fp16": {"mixed_precision": "fp16"}}.items():
         _reset_accelerate()
         vae, unet, te, tok, data = _setup()
         frozen = _snapshot(vae)
@@ -210,6 +211,7 @@ def test_gradient_checkpointing_and_bf16(tmp_path):
         assert unet.dtype == torch.float32 and vae.dtype == torch.float32 and not _changed(frozen, vae)
     assert losses["ckpt"] == pytest.approx(losses["plain"], rel=1e-5)
     assert losses["bf16"] == pytest.approx(losses["plain"], rel=0.05)
+    assert losses["fp16"] == pytest.approx(losses["plain"], rel=0.01)
 
 
 def test_bad_inputs_raise_clear_errors(tmp_path):
