@@ -157,6 +157,20 @@ def test_cli_generate(tmp_path):
     want = txt2img(**comp, prompts=PROMPTS[:1], seeds=[4], num_inference_steps=3, guidance_scale=2.0)[0, 0]
     assert np.abs(np.asarray(Image.open(out)) / 255.0 - want.numpy()).max() <= 1 / 255 + 1e-6
     assert cli.main(["generate", "--pipeline", str(tmp_path / "nope"), "--prompt", "x", "--out", str(out)]) == 2
+    # img2img / SDEdit with a mask: black (kept) pixels come back as the decoded input, as img2img() gives them
+    src = tiny_images(1).get([0])
+    Image.fromarray(((src[0, 0].numpy() + 1) * 127.5).round().astype(np.uint8)).save(tmp_path / "in.png")
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(tmp_path / "mask.png")
+    edited = tmp_path / "img" / "edit.png"
+    assert cli.main(["generate", "--pipeline", str(tmp_path / "pipe"), "--prompt", PROMPTS[0], "--out", str(edited),
+                     "--seed", "2", "--steps", "4", "--init-image", str(tmp_path / "in.png"), "--strength", "0.5",
+                     "--mask", str(tmp_path / "mask.png")]) == 0
+    from medsynth.training.data import FileImages
+    want = img2img(**comp, images=FileImages([tmp_path / "in.png"], 32).get([0]), prompts=PROMPTS[:1], seeds=[2],
+                   strength=0.5, num_inference_steps=4, mask=torch.zeros(1, 1, 32, 32)).images[0, 0]
+    assert np.abs(np.asarray(Image.open(edited)) / 255.0 - want.numpy()).max() <= 1 / 255 + 1e-6
+    assert cli.main(["generate", "--pipeline", str(tmp_path / "pipe"), "--prompt", "x", "--out", str(edited),
+                     "--mask", str(tmp_path / "mask.png")]) == 2
 
 
 def test_unknown_sampler_and_seed_mismatch():
