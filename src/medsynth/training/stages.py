@@ -129,7 +129,7 @@ def prepare_work_dir(work_dir: Path, identity: dict) -> bool:
     keep = stamp.is_file() and stamp.read_text() == text
     if _is_main():
         if not keep:
-            for stale in ("checkpoints", "best", "class_images"):
+            for stale in ("checkpoints", "best", "class_images", "tensorboard", "samples"):
                 shutil.rmtree(work_dir / stale, ignore_errors=True)
         work_dir.mkdir(parents=True, exist_ok=True)
         stamp.write_text(text)
@@ -177,7 +177,8 @@ def train_vae_stage(df, results: Path, model_cfg: dict, work_dir: Path, out_dir:
         for batch in _batches(val):
             recon = vae.decode(vae.encode(batch).latent_dist.mean).sample.clamp(-1, 1)
             sq_err += float(((recon - batch) ** 2).sum()); count += batch.numel()
-    return {"stage": "vae", "steps": result.step, "resumed_from": result.resumed_from, "train_loss": result.losses, "val_loss": result.val_losses,
+    return {"stage": "vae", "steps": result.step, "resumed_from": result.resumed_from,
+            "train_loss": result.losses, "val_loss": result.val_losses,
             "best_val": result.best_val, "stopped_early": result.stopped_early, "restored_best": restored,
             "scaling_factor": factor, "val_recon_mse": sq_err / count,
             "n_train": len(train), "n_val": len(val), "parameters": count_parameters(vae), "image_size": size}
@@ -214,7 +215,8 @@ def train_diffusion_stage(df, results: Path, model_cfg: dict, vae_dir: Path | No
     restored = _restore_best(Path(work_dir), trained)
     for module in (vae, unet, text_encoder):
         module.to("cpu", torch.float32).eval()
-    card = {"title": f"medsynth latent diffusion model ({'fine-tuned from ' + model_cfg['pretrained']['name'] if is_pretrained(model_cfg) else 'trained from scratch'})",
+    origin = f"fine-tuned from {model_cfg['pretrained']['name']}" if is_pretrained(model_cfg) else "trained from scratch"
+    card = {"title": f"medsynth latent diffusion model ({origin})",
             "training": {"strategy": strategy.name, "steps": result.step, "best_val": result.best_val,
                          "n_train": len(tr), "n_val": len(va), "seed": seed, "image_size": size}}
     if _is_main():
@@ -223,7 +225,8 @@ def train_diffusion_stage(df, results: Path, model_cfg: dict, vae_dir: Path | No
                  + count_parameters(text_encoder.encoder) * strategy.train_text_encoder
                  + count_parameters(text_encoder.projection) * strategy.train_projection
                  + len(strategy.token_ids) * text_encoder.get_input_embeddings().weight.shape[1])
-    return {"stage": "diffusion", "steps": result.step, "resumed_from": result.resumed_from, "train_loss": result.losses, "val_loss": result.val_losses,
+    return {"stage": "diffusion", "steps": result.step, "resumed_from": result.resumed_from,
+            "train_loss": result.losses, "val_loss": result.val_losses,
             "best_val": result.best_val, "stopped_early": result.stopped_early, "restored_best": restored,
             "null_prompt_fraction": result.null_conditions / max(result.conditions, 1),
             "strategy": strategy.name, "n_train": len(tr), "n_val": len(va), "image_size": size,
