@@ -59,7 +59,7 @@ rule reference_stats:
         mem_mb=8000,
         runtime=120,
     conda:
-        "../envs/train.yaml"
+        "../envs/evaluate.yaml"
     script:
         "../scripts/reference_stats.py"
 
@@ -93,7 +93,7 @@ rule generative_metrics:
         mem_mb=8000,
         runtime=120,
     conda:
-        "../envs/train.yaml"
+        "../envs/evaluate.yaml"
     script:
         "../scripts/generative_metrics.py"
 
@@ -124,6 +124,34 @@ rule classifier_metrics:
         mem_mb=8000,
         runtime=60,
     conda:
-        "../envs/train.yaml"
+        "../envs/evaluate.yaml"
     script:
         "../scripts/classifier_metrics.py"
+
+
+# Image quality of a prompt set's samples: RMSE/PSNR/SSIM/MS-SSIM against each prompt's real image (prompt sets drawn
+# from the manifest's reports), NIQE / contrast ratio / sharpness / entropy, MS-SSIM diversity within a prompt.
+rule image_quality:
+    input:
+        samples=f"{R}/samples/{{model}}/{{promptset}}/samples.csv",
+    output:
+        f"{R}/eval/quality/{{model}}/{{promptset}}/{{split}}.json",
+    wildcard_constraints:
+        split=mg.SPLIT_PATTERN,
+    params:
+        niqe_params=config.get("metrics", {}).get("niqe_params"),
+        seed=config["seed"],
+        scale=config["scale"],
+        results=lambda wc, output: results_of(output[0], 4),
+    log:
+        logpath("image_quality", "model", "promptset", "split"),
+    benchmark:
+        benchpath("image_quality", "model", "promptset", "split")
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../envs/evaluate.yaml"
+    script:
+        "../scripts/image_quality.py"

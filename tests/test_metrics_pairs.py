@@ -67,3 +67,39 @@ def test_bad_pairs_raise():
     with pytest.raises(MedsynthError, match="grayscale"):
         P.ssim(np.zeros((2, 4, 4, 1)), np.zeros((2, 4, 4, 1)))
     assert P.summarize([1.0, 3.0]) == (2.0, 1.0, 2)
+
+
+def test_image_quality_of_a_sample_set(tmp_path):
+    import pandas as pd
+    from PIL import Image
+
+    from medsynth.metrics import noref
+    from medsynth.metrics.quality import image_quality, ms_ssim_scales
+
+    assert [ms_ssim_scales(s) for s in (10, 11, 64, 160, 161, 512)] == [0, 1, 3, 4, 5, 5]
+    rng = np.random.default_rng(0)
+    (tmp_path / "gen").mkdir()
+    imgs = [np.clip(np.kron(rng.random((8, 8)), np.ones((8, 8))) * 255, 0, 255).astype(np.uint8) for _ in range(4)]
+    for i, im in enumerate(imgs):
+        Image.fromarray(im).save(tmp_path / "gen" / f"{i}.png")
+    Image.fromarray(imgs[0]).resize((128, 128), Image.Resampling.NEAREST).save(tmp_path / "real0.png")
+    samples = pd.DataFrame({"file": [f"{i}.png" for i in range(4)], "prompt": ["a", "a", "b", "b"],
+                            "source_image": ["real0.png", "gen/1.png", "gen/2.png", "gen/3.png"]})
+    out = image_quality(samples, tmp_path / "gen", results=tmp_path)
+    assert out["n"] == 4 and out["image_sizes"] == ["64x64"]
+    assert out["entropy"]["mean"] == pytest.approx(np.mean([noref.entropy(i) for i in imgs]))
+    # three of four pairs are identical (SSIM 1, PSNR infinite); the first is its real image resized back (bicubic)
+    assert out["psnr"]["n_infinite"] == 3 and out["psnr"]["n"] == 1
+    assert out["ssim"]["n"] == 4 and 0.75 < out["ssim"]["mean"] <= 1.0
+    assert "3 scales" in out["ms_ssim"]["definition"]
+    div = out["ms_ssim_diversity"]
+    assert div["prompts"] == 2 and div["mean"] == pytest.approx(
+        np.mean([P.ms_ssim(imgs[0], imgs[1], scales=3), P.ms_ssim(imgs[2], imgs[3], scales=3)]))
+    assert out["niqe"]["mean"] is None and "192x96" in out["niqe"]["not_computed"]
+    no_pairs = image_quality(samples[["file"]], tmp_path / "gen")
+    assert "ssim" not in no_pairs and "ms_ssim_diversity" not in no_pairs
+    from skimage import data
+
+    Image.fromarray(data.camera()[:96, :192]).save(tmp_path / "gen" / "cam.png")
+    niqe = image_quality(pd.DataFrame({"file": ["cam.png"]}), tmp_path / "gen")["niqe"]
+    assert niqe["n"] == 1 and niqe["mean"] == pytest.approx(noref.niqe(data.camera()[:96, :192]))
