@@ -91,6 +91,9 @@ def test_backbone_cells_need_weights_hash_and_index_counts_stand_ins(tmp_path):
     with pytest.raises(ValueError, match="weights_sha256"):
         make_cell("xing2024", "table1", "Pix2pix", "FID", 1.0,
                   provenance={"dataset": "x", "n": 1, "method": "m", "backbone": "inception-fid"})
+    with pytest.raises(ValueError, match="paper-scale number computed with the random stand-in"):
+        cell_from_record("xing2024", "table1", "medsynth", "FID", _fid_record("inception-random"), dataset="x",
+                         scale="paper")
     kid = cell_from_record("xing2024", "table1", "medsynth", "KID", {**_fid_record("inception-random"),
                                                                       "metric": "kid", "value": 0.01, "std": 0.002},
                            dataset="phantom_ct", scale="demo", factor=1.0)

@@ -22,6 +22,9 @@ def make_cell(paper: str, table: str, row: str, column: str, value: float | None
         missing.append("weights_sha256 (a backbone without its weights hash)")
     if missing:
         raise ValueError(f"cell {paper}/{table}/{row}/{column}: provenance lacks {missing}")
+    if provenance.get("scale") == "paper" and str(provenance.get("backbone", "")).endswith("-random"):
+        raise ValueError(f"cell {paper}/{table}/{row}/{column}: a paper-scale number computed with the random "
+                         f"stand-in backbone {provenance['backbone']!r}; configure the real weights")
     if provenance.get("backbone"):
         from ..metrics.backbones import is_stand_in
 
