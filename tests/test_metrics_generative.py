@@ -216,3 +216,32 @@ def test_classifier_metrics_of_generated_images(tmp_path):
         score_samples(scorer, samples[["file"]], tmp_path / "gen")
     with pytest.raises(MedsynthError, match="not trained on"):
         load_scorer("classifier", tmp_path / "m.safetensors", tmp_path / "m.json", labels=["Edema"])
+
+
+def test_generic_rules_plan_from_a_target_path(tmp_path):
+    """Dry run: a paper asks for one metrics file; Snakemake plans the reference statistics and the metrics jobs."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    data = tmp_path / "results" / "data" / "phantom_cxr"
+    data.mkdir(parents=True)
+    pd.DataFrame({"id": ["0"], "image": ["x.png"], "split": ["test"]}).to_parquet(data / "manifest.parquet")
+    samples = tmp_path / "results" / "samples" / "choksi2025" / "reports"
+    samples.mkdir(parents=True)
+    pd.DataFrame({"file": ["0.png"], "split": ["test"]}).to_csv(samples / "samples.csv", index=False)
+    target = "results/eval/generative/choksi2025/reports/test/val+test/inception-random__bicubic64.json"
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+           "--configfile", str(REPO / "config.yaml"), "--cores", "1", "-n", target]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = (proc.stdout + proc.stderr).splitlines()
+    start = out.index("Job stats:") + 3  # header, rule line
+    jobs = {}
+    for line in out[start:]:
+        if line.startswith("total"):
+            break
+        name, count = line.split()
+        jobs[name] = int(count)
+    assert jobs == {"reference_stats": 1, "generative_metrics": 1}  # existing samples/manifest are reused

@@ -43,7 +43,7 @@ def test_latency_and_peak_memory_measure_real_work():
 
     gc.collect()  # earlier tests' garbage freed mid-measurement would lower the RSS the peak is measured against
     with peak_memory() as mem:
-        block = np.ones(64 * 2 ** 20 // 8)  # 64 MiB, touched
+        block = np.ones(256 * 2 ** 20 // 8)  # 256 MiB, touched (large against RSS noise from other frees)
         block.sum()
     del block
-    assert mem["peak_bytes"] >= 48 * 2 ** 20 and "RSS" in mem["method"]
+    assert mem["peak_bytes"] >= 192 * 2 ** 20 and "RSS" in mem["method"], mem
