@@ -59,7 +59,7 @@ def all_targets(wildcards):
     targets = [f"{R}/data/{d}/summary.json" for d in DATASETS] + [f"{R}/report/index.html"]
     targets += [f"{R}/eval/classifier/{d}/test_metrics.json" for d in config["classifier"]["datasets"]]
     if screenshot.find_browser():  # the screenshot is a convenience, taken where Chromium is installed
-        targets += [f"{R}/report/index.png"]
+        targets += [f"{R}/report/index.png"] + [f"{R}/report/{p}.png" for p in PAPERS if PAPER_CELLS[p]]
     targets += [f"{R}/figures/{d}/clahe_before_after.png" for d in wf.clahe_datasets(config)]
     if wf.uses_phantom(config):
         targets += [f"{R}/raw/phantom/prevalence.csv", f"{R}/figures/phantom/findings.png"]

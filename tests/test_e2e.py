@@ -85,3 +85,14 @@ def test_choksi2025_table_figures_and_page(ci_run):
     # the VAE's own latent scale was measured and used (not SD's 0.18215)
     vae = json.loads((ci_run / "models" / "choksi2025" / "vae_train.json").read_text())
     assert vae["scaling_factor"] > 0 and vae["scaling_factor"] != 0.18215
+
+
+def test_chambon2022_text_study_cells(ci_run):
+    """Study 2 measured CheXpert@k for the offline encoder and its random-init control, with provenance."""
+    cells = json.loads((ci_run / "eval" / "chambon2022" / "text" / "cells.json").read_text())
+    assert cells and all(c["paper"] == "chambon2022" for c in cells)
+    values = [c["value"] for c in cells if c["value"] is not None]
+    assert values and all(0 <= v <= 100 for v in values)
+    assert all(c["provenance"]["n"] > 0 and "k" in c["provenance"] for c in cells)
+    page = (ci_run / "report" / "chambon2022.html").read_text()
+    assert "MiniLM" in page
