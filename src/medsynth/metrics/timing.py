@@ -2,8 +2,9 @@
 
 Latency: wall-clock per call after warm-up calls, CUDA synchronised around each call when a GPU is used.
 Peak memory: on CUDA, torch's peak allocated bytes since a reset (what the model and activations use); on CPU, the
-process's resident set size sampled every few ms by a background thread, minus the RSS before the call (a sampled
-peak: allocations shorter than the interval can be missed, stated in the record).
+peak of live torch tensor bytes allocated during the call, from torch.profiler's memory events (the CPU analogue of
+the CUDA number). `tracker="rss"` instead samples the process's resident set size every few ms minus the RSS at the
+start — for non-torch work; after warm-up calls glibc keeps freed blocks, so RSS growth under-counts torch's peak.
 """
 from __future__ import annotations
 
@@ -67,9 +68,30 @@ class _RssSampler(threading.Thread):
 
 
 @contextmanager
-def peak_memory(device: str = "cpu", interval: float = 0.005) -> Iterator[dict]:
+def peak_memory(device: str = "cpu", interval: float = 0.005, tracker: str = "torch") -> Iterator[dict]:
     """`with peak_memory(dev) as mem: ...` then mem["peak_bytes"] holds the peak above the starting point."""
     result: dict = {"device": device}
+    if not device.startswith("cuda") and tracker == "torch":
+        from torch.profiler import ProfilerActivity, profile
+
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+            yield result
+        # allocations are attributed to the op that made them (self bytes), frees to '[memory]' events; the running
+        # sum in time order is the live tensor bytes, its maximum the peak (at op granularity)
+        deltas = []
+        for e in prof.events():
+            d = e.cpu_memory_usage if e.name == "[memory]" else e.self_cpu_memory_usage
+            if d:
+                deltas.append((e.time_range.start, d))
+        live = peak = 0
+        for _, d in sorted(deltas):
+            live += d
+            peak = max(peak, live)
+        result.update(peak_bytes=int(peak), method="torch.profiler memory events: peak of live torch tensor bytes "
+                                                   "allocated during the call (CPU)")
+        return
+    if tracker not in ("torch", "rss"):
+        raise MedsynthError(f"unknown memory tracker {tracker!r} (torch | rss)")
     if device.startswith("cuda"):
         import torch
 
