@@ -47,6 +47,12 @@ def test_each_sampler_is_deterministic_and_seed_per_image(sampler):
     assert not torch.allclose(other[0], alone[0], atol=1e-3)
 
 
+def test_ddpm_can_run_every_training_timestep():
+    comp = _components("ddpm")
+    images = txt2img(**comp, prompts=PROMPTS[:1], seeds=[1], num_inference_steps=100, guidance_scale=1.0)
+    assert list(comp["scheduler"].timesteps[[0, -1]]) == [99, 0] and torch.isfinite(images).all()
+
+
 def test_cfg_runs_one_batched_forward_per_step():
     comp = _components()
     calls, handle = _count_unet_calls(comp["unet"])

@@ -24,6 +24,10 @@ def make_scheduler(name: str, config) -> object:
     # Latent diffusion conventions, the ones StableDiffusionPipeline imposes on any scheduler it is given:
     # no clipping of the predicted x0 to [-1, 1] (that is for pixel space) and steps_offset=1.
     extra = {k: v for k, v in {"clip_sample": False, "steps_offset": 1}.items() if k in accepted}
+    if name == "ddpm":
+        # "leading" spacing + offset 1 asks for timestep T (out of range) when all T steps are run; "trailing"
+        # spacing ends every schedule, the full one included, at t = T-1 .. 0.
+        extra.update(steps_offset=0, timestep_spacing="trailing")
     if name == "dpmsolver++":
         extra["algorithm_type"] = "dpmsolver++"
     return cls.from_config(config, **extra)
