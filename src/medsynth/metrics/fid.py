@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from scipy import linalg
 
-from ..errors import MedsynthError, RejectedInput
+from ..errors import MedsynthError
 from .inception import BackboneInfo
 from .stats import CachedStats, FeatureStats
 
@@ -132,21 +132,9 @@ def list_images(folder: str | os.PathLike) -> list[Path]:
 
 def folder_batches(folder: str | os.PathLike, batch_size: int = 50) -> Iterator[torch.Tensor]:
     """Images read as pytorch-fid does (PIL convert("RGB"), /255); same-size runs are batched together."""
-    from PIL import Image
+    from .generative import image_batches  # generative builds on this module: import here, not at the top
 
-    batch: list[np.ndarray] = []
-    for path in list_images(folder):
-        try:
-            with Image.open(path) as im:
-                arr = np.asarray(im.convert("RGB"))
-        except OSError as err:
-            raise RejectedInput("unreadable image", f"{path.name}: {err}") from err
-        if batch and (arr.shape != batch[0].shape or len(batch) == batch_size):
-            yield to_batch(np.stack(batch))
-            batch = []
-        batch.append(arr)
-    if batch:
-        yield to_batch(np.stack(batch))
+    return image_batches(list_images(folder), "native", batch_size)
 
 
 def volume_patch_slices(volume: np.ndarray, crop: tuple[int, int, int] = (64, 256, 256), n_crops: int = 5,
