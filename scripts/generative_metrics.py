@@ -5,16 +5,14 @@ from pathlib import Path
 import torch
 
 from medsynth.io import read_table, write_json
-from medsynth.metrics.fid import InceptionEvaluator
-from medsynth.metrics.generative import evaluate_generated, generated_paths
+from medsynth.metrics.generative import evaluate_generated, generated_paths, rule_evaluator
 from medsynth.workflow import script_logging
 
 log = script_logging(snakemake)
 torch.set_num_threads(snakemake.threads)
 wc, p, s = snakemake.wildcards, snakemake.params, snakemake.params.settings
-ev = InceptionEvaluator.create(backbone=wc.backbone, weights=snakemake.input.get("weights"),
-                               card=snakemake.input.get("card"), dims=s["dims"], seed=p.seed, cache_dir=p.cache,
-                               reservoir_size=s["reservoir_size"], is_splits=s["is_splits"], pre_resize=wc.resize)
+ev = rule_evaluator(wc.backbone, wc.resize, s, p.seed, p.cache, weights=snakemake.input.get("weights"),
+                    card=snakemake.input.get("card"))
 paths = generated_paths(read_table(snakemake.input.samples), Path(snakemake.input.samples).parent, wc.split)
 records = evaluate_generated(ev, snakemake.input.reference, paths, s["batch_size"], s["kid_subsets"],
                              s["kid_subset_size"], extra={"model": wc.model, "promptset": wc.promptset,

@@ -2,16 +2,14 @@
 import torch
 
 from medsynth.io import read_table
-from medsynth.metrics.fid import InceptionEvaluator
-from medsynth.metrics.generative import compute_reference, reference_paths
+from medsynth.metrics.generative import compute_reference, reference_paths, rule_evaluator
 from medsynth.workflow import script_logging
 
 log = script_logging(snakemake)
 torch.set_num_threads(snakemake.threads)
 wc, p, s = snakemake.wildcards, snakemake.params, snakemake.params.settings
-ev = InceptionEvaluator.create(backbone=wc.backbone, weights=snakemake.input.get("weights"),
-                               card=snakemake.input.get("card"), dims=s["dims"], seed=p.seed, cache_dir=p.cache,
-                               reservoir_size=s["reservoir_size"], is_splits=s["is_splits"], pre_resize=wc.resize)
+ev = rule_evaluator(wc.backbone, wc.resize, s, p.seed, p.cache, weights=snakemake.input.get("weights"),
+                    card=snakemake.input.get("card"))
 paths = reference_paths(read_table(snakemake.input.manifest), p.results, wc.split)
 ref = compute_reference(ev, paths, snakemake.output[0], wc.dataset, wc.split, s["batch_size"])
 log.info("%s/%s: %d images, backbone %s (weights sha256 %s), resize %s", wc.dataset, wc.split, ref.n,

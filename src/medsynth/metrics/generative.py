@@ -29,6 +29,15 @@ RESIZE_PATTERN = r"native|(?:" + "|".join(RESIZE_FILTERS) + r")\d+"
 SPLIT_PATTERN = r"all|[a-z]+(?:\+[a-z]+)*"
 
 
+def rule_evaluator(backbone: str, resize: str, settings: dict, seed: int, cache_dir, weights=None,
+                   card=None) -> InceptionEvaluator:
+    """The evaluator both sides of a comparison use (rules reference_stats and generative_metrics): backbone and
+    resize from the wildcards, sizes from the config's `metrics:` settings, weights/card from the rule's inputs."""
+    return InceptionEvaluator.create(backbone=backbone, weights=weights, card=card, dims=settings["dims"], seed=seed,
+                                     cache_dir=cache_dir, reservoir_size=settings["reservoir_size"],
+                                     is_splits=settings["is_splits"], pre_resize=resize)
+
+
 def parse_resize(spec: str) -> tuple[str | None, int | None]:
     """'native' -> (None, None); 'bicubic64' -> ('bicubic', 64)."""
     if spec == "native":
