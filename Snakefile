@@ -27,6 +27,8 @@ include: "rules/sample.smk"
 include: "rules/evaluate.smk"
 include: "rules/choksi2025.smk"
 include: "rules/chambon2022.smk"
+include: "rules/chambon2022_vae.smk"
+include: "rules/chambon2022_adapt.smk"
 include: "rules/report.smk"
 
 

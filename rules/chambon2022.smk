@@ -127,3 +127,12 @@ if C2T_ON:
             f"{R}/report/chambon2022.html",
             f"{C2T_EVAL}/cells.json",
             [f"{C2T_FIG}/tsne_{e}.png" for e in C2T_ENCODERS],
+
+
+# One target for all six studies: everything the studies register for the paper page (Study 1:
+# rules/chambon2022_vae.smk; Studies 3-6: rules/chambon2022_adapt.smk; Study 2: above).
+rule chambon2022:
+    input:
+        f"{R}/report/chambon2022.html",
+        lambda wc: PAPER_CELLS["chambon2022"],
+        lambda wc: PAPER_FIGURES["chambon2022"],
