@@ -33,6 +33,16 @@ def benchpath(rule_name, *wildcards):
     return _job_path("benchmarks", ".tsv", rule_name, wildcards)
 
 
+def config_names():
+    """The run's config files as the report prints them: relative to the workflow when they live in it."""
+    base = Path(workflow.basedir).resolve()
+    names = []
+    for c in workflow.configfiles:
+        p = Path(c).resolve()
+        names.append(str(p.relative_to(base)) if p.is_relative_to(base) else str(c))
+    return names
+
+
 def results_of(path, depth):
     """The results folder, recovered from a rule's own input/output path (no hard-coded prefix in params)."""
     return str(Path(path).parents[depth])

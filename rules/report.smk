@@ -11,7 +11,7 @@ rule paper_report:
         html=report(f"{R}/report/{{paper}}.html", category="Papers", labels={"paper": "{paper}"}),
     params:
         scale=config["scale"],
-        configs=lambda wc: [str(c) for c in workflow.configfiles],
+        configs=lambda wc: config_names(),
     log:
         logpath("paper_report", "paper"),
     benchmark:
@@ -36,7 +36,7 @@ rule report_index:
         markdown=f"{R}/report/index.md",
     params:
         scale=config["scale"],
-        configs=lambda wc: [str(c) for c in workflow.configfiles],
+        configs=lambda wc: config_names(),
         cells=PAPER_CELLS,
     log:
         logpath("report_index"),
