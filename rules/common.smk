@@ -81,8 +81,15 @@ def model_cfg(wildcards):
     return config["models"][wildcards.model]
 
 
-def model_manifest(wildcards):
+def model_dataset_manifest(wildcards):
     return f"{R}/data/{config['models'][wildcards.model]['dataset']}/manifest.parquet"
+
+
+def model_manifest(wildcards):
+    # An entry with `rows:` trains on its selected rows (rule select_rows), otherwise on its dataset's manifest.
+    if config["models"][wildcards.model].get("rows"):
+        return f"{R}/models/{wildcards.model}/rows.parquet"
+    return model_dataset_manifest(wildcards)
 
 
 def model_vae(wildcards):
@@ -90,6 +97,12 @@ def model_vae(wildcards):
     if config["models"][wildcards.model].get("pretrained"):
         return []
     return f"{R}/models/{wildcards.model}/vae/config.json"
+
+
+def model_base(wildcards):
+    # `pretrained: {model: <entry>}` starts from another entry's trained pipeline.
+    base = (config["models"][wildcards.model].get("pretrained") or {}).get("model")
+    return [f"{R}/models/{base}/pipeline/unet/config.json"] if base else []
 
 
 def model_gpus(wildcards):

@@ -31,10 +31,35 @@ rule train_vae:
         "../scripts/train_vae.py"
 
 
+rule select_rows:
+    # `rows:` entries: the seeded few-shot selection (medsynth.training.rows), recorded in rows.json.
+    input:
+        manifest=model_dataset_manifest,
+    output:
+        rows=f"{R}/models/{{model}}/rows.parquet",
+        record=f"{R}/models/{{model}}/rows.json",
+    params:
+        spec=lambda wc: config["models"][wc.model]["rows"],
+        seed=config["seed"],
+    log:
+        logpath("select_rows", "model"),
+    benchmark:
+        benchpath("select_rows", "model")
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../scripts/select_rows.py"
+
+
 rule train_diffusion:
     input:
         manifest=model_manifest,
         vae=model_vae,
+        base=model_base,
     output:
         unet=f"{R}/models/{{model}}/pipeline/unet/config.json",
         summary=f"{R}/models/{{model}}/diffusion_train.json",

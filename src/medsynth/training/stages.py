@@ -2,8 +2,9 @@
 
 A model entry is either trained from scratch (keys `vae`, `unet`, `text_encoder`: the VAE stage runs first, then
 the diffusion stage on the frozen trained VAE with its measured latent scale), or starts from a Stable Diffusion
-checkpoint (key `pretrained: {name: hub id | local diffusers folder, revision}`; an optional `text_encoder` entry
-replaces the checkpoint's). The diffusion stage's `train.strategy` says what is trained (see `strategies`), and
+checkpoint (key `pretrained: {name: hub id | local diffusers folder, revision}`, or `pretrained: {model: <entry>}`:
+the pipeline another model entry of this workflow trained, <results>/models/<entry>/pipeline; an optional
+`text_encoder` entry replaces the checkpoint's). The diffusion stage's `train.strategy` says what is trained (see `strategies`), and
 the result is saved as a diffusers pipeline folder: `DiffusionPipeline.from_pretrained(out_dir)` loads it.
 
 Under `accelerate launch` every process runs the stage; only the main process writes the model and summary.
@@ -34,6 +35,28 @@ def train_config(block: dict, seed: int) -> TrainConfig:
 
 def is_pretrained(model_cfg: dict) -> bool:
     return bool(model_cfg.get("pretrained"))
+
+
+def base_model(model_cfg: dict) -> str | None:
+    """The model entry this entry starts from (`pretrained: {model: <entry>}`), or None."""
+    pre = model_cfg.get("pretrained") or {}
+    if pre.get("model") and pre.get("name"):
+        raise MedsynthError(f"pretrained has both `name` ({pre['name']}) and `model` ({pre['model']}): give one")
+    return pre.get("model") or None
+
+
+def pipeline_dir(results: str | Path, model: str) -> Path:
+    """Where a model entry's trained diffusers pipeline lives."""
+    return Path(results) / "models" / model / "pipeline"
+
+
+def resolve_pretrained(model_cfg: dict, results: str | Path) -> dict:
+    """`pretrained: {model: <entry>}` -> `pretrained: {name: <results>/models/<entry>/pipeline, model: <entry>}`
+    (the folder load_stable_diffusion reads); any other entry is returned unchanged."""
+    base = base_model(model_cfg)
+    if base is None:
+        return model_cfg
+    return {**model_cfg, "pretrained": {**model_cfg["pretrained"], "name": str(pipeline_dir(results, base))}}
 
 
 def split_rows(df, splits: Sequence[str]):
@@ -191,6 +214,7 @@ def train_diffusion_stage(df, results: Path, model_cfg: dict, vae_dir: Path | No
     from ..pipeline_io import save_pipeline
 
     torch.manual_seed(seed)
+    model_cfg = resolve_pretrained(model_cfg, results)
     comp = diffusion_components(model_cfg, vae_dir)
     vae, unet, text_encoder, tokenizer = comp["vae"], comp["unet"], comp["text_encoder"], comp["tokenizer"]
     size = int(model_cfg.get("image_size") or unet.config.sample_size * _latent_factor(vae))
@@ -215,7 +239,8 @@ def train_diffusion_stage(df, results: Path, model_cfg: dict, vae_dir: Path | No
     restored = _restore_best(Path(work_dir), trained)
     for module in (vae, unet, text_encoder):
         module.to("cpu", torch.float32).eval()
-    origin = f"fine-tuned from {model_cfg['pretrained']['name']}" if is_pretrained(model_cfg) else "trained from scratch"
+    origin = (f"fine-tuned from {base_model(model_cfg) or model_cfg['pretrained']['name']}" if is_pretrained(model_cfg)
+              else "trained from scratch")
     card = {"title": f"medsynth latent diffusion model ({origin})",
             "training": {"strategy": strategy.name, "steps": result.step, "best_val": result.best_val,
                          "n_train": len(tr), "n_val": len(va), "seed": seed, "image_size": size}}
@@ -231,6 +256,7 @@ def train_diffusion_stage(df, results: Path, model_cfg: dict, vae_dir: Path | No
             "null_prompt_fraction": result.null_conditions / max(result.conditions, 1),
             "strategy": strategy.name, "n_train": len(tr), "n_val": len(va), "image_size": size,
             "pretrained": model_cfg["pretrained"]["name"] if is_pretrained(model_cfg) else None,
+            "base_model": base_model(model_cfg),
             "parameters": {"vae": count_parameters(vae), "unet": count_parameters(unet),
                            "text_encoder": count_parameters(text_encoder),
                            "text_projection": count_parameters(text_encoder.projection),
