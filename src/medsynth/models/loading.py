@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from ..embedded import minilm_dir
 from ..errors import MedsynthError
-from .text_encoders import ConditioningTextEncoder, ConditioningTextEncoderConfig, _is_clip
+from .text_encoders import ConditioningTextEncoder, ConditioningTextEncoderConfig, _is_clip, _model_from_config
 
 EMBEDDED = {"embedded:minilm": minilm_dir}
 
@@ -68,7 +68,9 @@ def load_text_encoder(entry: dict) -> tuple[ConditioningTextEncoder, Any]:
     """Return (ConditioningTextEncoder, tokenizer) for a model entry.
 
     Extra keys: extraction ('tokens' default), projection ({"kind", "out_dim", "hidden_dim"}),
-    max_length (tokenizer padding length; default 77 as in Stable Diffusion), tokenizer_subfolder.
+    max_length (tokenizer padding length; default 77 as in Stable Diffusion), tokenizer_subfolder,
+    random_init (the model's architecture with weights drawn from torch's RNG, which the training stages seed with
+    the run seed: an untrained stand-in or control, e.g. for chambon2022's textual projection offline).
     """
     from transformers import AutoConfig, AutoModel, AutoTokenizer, CLIPTextModel
 
@@ -79,6 +81,8 @@ def load_text_encoder(entry: dict) -> tuple[ConditioningTextEncoder, Any]:
     tokenizer.model_max_length = int(entry.get("max_length", 77))
     if config.model_type == ConditioningTextEncoderConfig.model_type:  # a text encoder medsynth trained and saved
         return pretrained(ConditioningTextEncoder.from_pretrained, entry, "text encoder", use_safetensors=True), tokenizer
+    if entry.get("random_init"):
+        return wrap_encoder(_model_from_config(config), entry, source=resolve_name(entry["name"])), tokenizer
     model_cls = CLIPTextModel if _is_clip(config) else AutoModel
     model = pretrained(model_cls.from_pretrained, entry, "text encoder", use_safetensors=True)
     return wrap_encoder(model, entry, source=resolve_name(entry["name"])), tokenizer

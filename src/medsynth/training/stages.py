@@ -215,6 +215,9 @@ def train_diffusion_stage(df, results: Path, model_cfg: dict, vae_dir: Path | No
 
     torch.manual_seed(seed)
     model_cfg = resolve_pretrained(model_cfg, results)
+    if model_cfg["diffusion"]["train"].get("strategy") == "projection_distill":  # text only: no images, no U-Net loss
+        from .distill import train_projection_distill_stage
+        return train_projection_distill_stage(df, results, model_cfg, work_dir, out_dir, seed)
     comp = diffusion_components(model_cfg, vae_dir)
     vae, unet, text_encoder, tokenizer = comp["vae"], comp["unet"], comp["text_encoder"], comp["tokenizer"]
     size = int(model_cfg.get("image_size") or unet.config.sample_size * _latent_factor(vae))

@@ -4,7 +4,9 @@
 - finetune_unet:     U-Net only (chambon2022 "U-Net fine-tuning").
 - dreambooth:        U-Net only + class-prior preservation loss (chambon2022 "with prior").
 - textual_inversion: only the embedding rows of new placeholder tokens (Gal et al.; chambon2022).
-- projection:        only the projection head (chambon2022 textual projection).
+- projection:        only the projection head, by the diffusion loss.
+- projection_distill: only the projection head, by an MSE into the pretrained model's own text-encoder space on a
+                     text corpus (chambon2022 Study 3 "textual projection"; no images; see `distill`).
 - joint:             U-Net + the whole text encoder, DreamBooth recipe (siddiqui2023: SD U-Net + RadBERT).
 """
 from __future__ import annotations
@@ -15,7 +17,8 @@ import torch
 
 from ..errors import MedsynthError
 
-STRATEGIES = ("scratch", "finetune_unet", "dreambooth", "textual_inversion", "projection", "joint")
+STRATEGIES = ("scratch", "finetune_unet", "dreambooth", "textual_inversion", "projection", "joint",
+              "projection_distill")
 
 
 @dataclass
@@ -39,12 +42,12 @@ def make_strategy(name: str, unet, text_encoder, tokenizer=None, placeholder_tok
     if name not in STRATEGIES:
         raise MedsynthError(f"unknown training strategy '{name}'; choose one of {', '.join(STRATEGIES)}")
     has_proj = text_encoder.projection is not None
-    if name == "projection" and not has_proj:
-        raise MedsynthError("strategy 'projection' needs a text encoder with a projection head (text_encoder.projection)")
+    if name in ("projection", "projection_distill") and not has_proj:
+        raise MedsynthError(f"strategy '{name}' needs a text encoder with a projection head (text_encoder.projection)")
     strategy = Strategy(
         name=name, train_unet=name in ("scratch", "finetune_unet", "dreambooth", "joint"),
         train_text_encoder=name == "joint",
-        train_projection=(name in ("projection", "joint")) or (name == "scratch" and has_proj),
+        train_projection=(name in ("projection", "projection_distill", "joint")) or (name == "scratch" and has_proj),
         prior_preservation=(name in ("dreambooth", "joint")) if prior_preservation is None else prior_preservation)
     unet.requires_grad_(strategy.train_unet)
     text_encoder.requires_grad_(False)
