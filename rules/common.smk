@@ -105,6 +105,12 @@ def model_base(wildcards):
     return [f"{R}/models/{base}/pipeline/unet/config.json"] if base else []
 
 
+def model_distill_corpus(wildcards):
+    # projection_distill's extra texts (`diffusion.train.distill_corpus: {dataset}`): that dataset's manifest.
+    corpus = config["models"][wildcards.model]["diffusion"]["train"].get("distill_corpus") or {}
+    return [f"{R}/data/{corpus['dataset']}/manifest.parquet"] if corpus.get("dataset") else []
+
+
 def model_gpus(wildcards):
     # GPUs per job come from the model entry (0 in the CPU demo); the SLURM profile overrides per rule.
     return config["models"][wildcards.model].get("gpu", 0)

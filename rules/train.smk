@@ -60,6 +60,7 @@ rule train_diffusion:
         manifest=model_manifest,
         vae=model_vae,
         base=model_base,
+        corpus=model_distill_corpus,
     output:
         unet=f"{R}/models/{{model}}/pipeline/unet/config.json",
         summary=f"{R}/models/{{model}}/diffusion_train.json",
