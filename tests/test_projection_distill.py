@@ -94,6 +94,7 @@ def test_stage_trains_only_the_head_and_saves_a_pipeline_that_matches_the_base_c
     assert len(losses) == 40 and sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5  # the MSE falls
     assert [s for s, _ in summary["val_loss"]] == [10, 20, 30, 40]
     assert summary["best_val"] < 0.5 * summary["val_mse_initial"] and summary["restored_best"]
+    assert 0 < summary["val_mse_constant"] < summary["val_mse_initial"]
     head = sum(p.numel() for p in load_text_encoder({"name": enc, "projection": MLP})[0].projection.parameters())
     assert summary["parameters"]["trainable_diffusion_stage"] == head == 24 * 48 + 48 + 2 * 48 + 48 * 32 + 32
 
@@ -151,6 +152,8 @@ def test_only_projection_parameters_change_and_cached_equals_live(tmp_path):
     assert all(torch.equal(start[k], v) for k, v in enc2.projection.state_dict().items())  # seeded head init
     res2 = distill_projection(enc2, enc_tok2, base2, base_tok2, REPORTS[:8], REPORTS[8:], cfg2, tmp_path / "b" / "w")
     assert res2.train.losses == pytest.approx(res.train.losses, rel=1e-4)
+    assert res2.val_mse_constant == pytest.approx(res.val_mse_constant, rel=1e-5)
+    assert res2.val_mse_initial == pytest.approx(res.val_mse_initial, rel=1e-5)
 
 
 def test_document_level_target_is_the_mean_context_and_resume_equals_uninterrupted(tmp_path):

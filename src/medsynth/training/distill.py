@@ -33,7 +33,10 @@ too. Corpus: the distinct non-empty prompts of the model manifest's train rows, 
 (`diffusion.train.distill_corpus: {dataset, column, splits, val_splits, limit}`: a `datasets:` entry's manifest
 under results/data/<dataset>/, e.g. OpenI impressions; the paper used LAION prompts, not available offline).
 Validation: the manifest's val prompts plus the source's `val_splits` rows, minus every text that is also in the
-training corpus (held-out texts only; overlap counted in the summary).
+training corpus (held-out texts only; overlap counted in the summary). The summary's MSE curve (train per step,
+val every `validate_every`) comes with two references on the val texts: the head at its seeded initial weights
+(`val_mse_initial`) and a text-blind predictor, the training corpus's mean target for every text
+(`val_mse_constant`): a head that does not beat it carries no information about the text.
 """
 from __future__ import annotations
 
@@ -69,6 +72,7 @@ class DistillResult:
     n_train: int
     n_val: int
     val_mse_initial: float | None       # P at its initial weights (seeded), before any step
+    val_mse_constant: float | None      # the train corpus's mean target for every val text (text-blind reference)
 
 
 class _Texts:
@@ -149,6 +153,23 @@ class _Texts:
         return out, target
 
     @torch.no_grad()
+    def targets_in_batches(self):
+        for start in range(0, len(self), self.batch_size):
+            idx = list(range(start, min(start + self.batch_size, len(self))))
+            yield (self.targets[idx] if self.targets is not None
+                   else target_of(self._contexts([self.texts[i] for i in idx]), self.level))
+
+    @torch.no_grad()
+    def mean_target(self) -> torch.Tensor:
+        total = sum(t.double().sum(0) for t in self.targets_in_batches())
+        return (total / len(self)).float()
+
+    @torch.no_grad()
+    def mse_to(self, constant: torch.Tensor) -> float:
+        total = sum(float(((t - constant) ** 2).sum()) for t in self.targets_in_batches())
+        return total / (len(self) * constant.numel())
+
+    @torch.no_grad()
     def mse(self, module=None, full_context: bool = False) -> float:
         total, count = 0.0, 0
         for start in range(0, len(self), self.batch_size):
@@ -191,6 +212,8 @@ def distill_projection(encoder: ConditioningTextEncoder, enc_tok, base: Conditio
         train = _Texts(train_texts, encoder, enc_tok, base, base_tok, level, cache)
         val = _Texts(val_texts, encoder, enc_tok, base, base_tok, level, cache) if val_texts else None
     val_initial = val.mse() if val is not None else None
+    # A text-blind reference: the training corpus's mean target predicted for every held-out text.
+    val_constant = val.mse_to(train.mean_target()) if val is not None else None
 
     def loss_fn(models, micro, generator):
         idx = batch_indices(len(train), cfg.batch_size, micro, cfg.seed, rank, world)
@@ -204,7 +227,8 @@ def distill_projection(encoder: ConditioningTextEncoder, enc_tok, base: Conditio
                           list(encoder.projection.parameters()), loss_fn, val_fn if val is not None else None,
                           accelerator=accelerator)
     return DistillResult(train=result, level=level, context_length=length, n_train=len(train),
-                         n_val=len(val) if val is not None else 0, val_mse_initial=val_initial)
+                         n_val=len(val) if val is not None else 0, val_mse_initial=val_initial,
+                         val_mse_constant=val_constant)
 
 
 def _clean(values) -> list[str]:
@@ -316,6 +340,7 @@ def train_projection_distill_stage(df, results: Path, model_cfg: dict, work_dir:
                        else "the base encoder's context, position-wise over all positions"),
             "context_length": res.context_length, "steps": tr.step, "resumed_from": tr.resumed_from,
             "train_loss": tr.losses, "val_loss": tr.val_losses, "val_mse_initial": res.val_mse_initial,
+            "val_mse_constant": res.val_mse_constant,
             "best_val": tr.best_val, "val_context_mse": context_mse, "stopped_early": tr.stopped_early,
             "restored_best": restored, "null_prompt_fraction": 0.0,
             "corpus": {"n_train": res.n_train, "n_val": res.n_val, "includes_null_prompt": True, **corpus_info},
