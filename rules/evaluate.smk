@@ -1,6 +1,7 @@
 # Evaluation models and metrics that the paper pipelines share.
 from medsynth.metrics import backbones as mb
 from medsynth.metrics import generative as mg
+from medsynth.metrics import volumes as mv
 
 
 rule train_classifier:
@@ -155,3 +156,40 @@ rule image_quality:
         "../envs/evaluate.yaml"
     script:
         "../scripts/image_quality.py"
+
+
+# 3D domain feature distances (xing2024) between two volume sets, slice-wise (each axial slice one 1-channel image
+# through a 2D backbone; never three adjacent slices as RGB) or patch-wise (3D patches through a 3D backbone):
+#   <results>/eval/volumes/<a>/<asplit>/vs/<b>/<bsplit>/<mode>__<backbone>.json
+# <a>, <b>: a volume dataset (its preprocessed crops) or <model>/<promptset> (a model's sampled volumes);
+# mode: slice (inception-fid | inception-random | xrv-densenet121) or patch (med3d-resnet10 with config
+# metrics.volume.med3d_weights | med3d-random, labelled stand-in). E.g. phantom_ct/train/vs/phantom_ct/test/...
+rule volume_metrics:
+    input:
+        unpack(lambda wc: mv.rule_inputs(config, R, wc.mode, wc.backbone, wc.a, wc.b)),
+    output:
+        f"{R}/eval/volumes/{{a}}/{{asplit}}/vs/{{b}}/{{bsplit}}/{{mode}}__{{backbone}}.json",
+    wildcard_constraints:
+        a=mv.source_pattern(config),
+        b=mv.source_pattern(config),
+        asplit=mg.SPLIT_PATTERN,
+        bsplit=mg.SPLIT_PATTERN,
+        mode="|".join(mv.VOLUME_MODES),
+        backbone="|".join(mv.SLICE_BACKBONES + mv.PATCH_BACKBONES),
+    params:
+        settings=mv.volume_settings(config),
+        seed=config["seed"],
+        scale=config["scale"],
+        cache=lambda wc, output: str(Path(mv.results_root(output[0], wc.a, wc.b), "cache", "metrics")),
+    log:
+        logpath("volume_metrics", "a", "asplit", "b", "bsplit", "mode", "backbone"),
+    benchmark:
+        benchpath("volume_metrics", "a", "asplit", "b", "bsplit", "mode", "backbone")
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    conda:
+        "../envs/evaluate.yaml"
+    script:
+        "../scripts/volume_metrics.py"
