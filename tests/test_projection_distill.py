@@ -77,15 +77,17 @@ def test_stage_trains_only_the_head_and_saves_a_pipeline_that_matches_the_base_c
     from medsynth.training.stages import train_diffusion_stage
 
     sd, enc, df = _world(tmp_path)
-    entry = _entry(sd, enc, extraction)
-    if level == "token":  # start from another entry's trained pipeline: results/models/<entry>/pipeline
-        import shutil
-        shutil.copytree(sd, tmp_path / "models" / "base" / "pipeline")
-        entry["pretrained"] = {"model": "base"}
+    entry, length = _entry(sd, enc, extraction), 77
+    if level == "token":  # start from another entry's trained pipeline: results/models/<entry>/pipeline, whose
+        import shutil     # tokenizer was saved with the length it trained at
+        sd = shutil.copytree(sd, tmp_path / "models" / "base" / "pipeline")
+        config = json.loads((sd / "tokenizer" / "tokenizer_config.json").read_text())
+        (sd / "tokenizer" / "tokenizer_config.json").write_text(json.dumps({**config, "model_max_length": 40}))
+        entry["pretrained"], length = {"model": "base"}, 40
     summary = train_diffusion_stage(df, tmp_path, entry, None, tmp_path / "work", tmp_path / "pipe", seed=0)
     assert summary["strategy"] == "projection_distill" and summary["level"] == level
     assert summary["base_model"] == ("base" if level == "token" else None)
-    assert summary["context_length"] == 77  # the base CLIP's length: both tokenizers pad to it
+    assert summary["context_length"] == length  # the base's own context length: both tokenizers pad to it
     # corpus: "" + 5 distinct manifest train prompts + 7 train reports; val: held-out texts only
     assert summary["corpus"]["n_train"] == 13 and summary["corpus"]["source"]["train_texts"] == 7
     assert summary["corpus"]["val_texts_also_in_train"] == 1  # "left pleural effusion" is a train prompt too
@@ -110,12 +112,13 @@ def test_stage_trains_only_the_head_and_saves_a_pipeline_that_matches_the_base_c
     pipe = DiffusionPipeline.from_pretrained(pipe_dir)
     pipe.set_progress_bar_config(disable=True)
     base = DiffusionPipeline.from_pretrained(sd)
-    assert type(pipe.text_encoder).__name__ == "ConditioningTextEncoder" and pipe.tokenizer.model_max_length == 77
+    assert type(pipe.text_encoder).__name__ == "ConditioningTextEncoder" and pipe.tokenizer.model_max_length == length
+    assert base.tokenizer.model_max_length == length
     val_texts = ["a chest radiograph", *REPORTS[7:]]
     with torch.no_grad():
         ours = pipe.encode_prompt(val_texts, "cpu", 1, False)[0]
         theirs = base.encode_prompt(val_texts, "cpu", 1, False)[0]
-    assert ours.shape == theirs.shape == (4, 77, 32)
+    assert ours.shape == theirs.shape == (4, length, 32)
     spread = (ours - ours[:, :1]).abs().amax()
     assert (spread == 0) if level == "document" else (spread > 0)  # one broadcast vector vs per-token states
     # the stock pipelines' own prompt encoding gives the recorded full-context MSE on the held-out texts

@@ -129,7 +129,8 @@ def load_stable_diffusion(entry: dict, text_encoder_entry: dict | None = None) -
     Returns {vae, unet, text_encoder (ConditioningTextEncoder), tokenizer, noise_scheduler (DDPM on the
     checkpoint's training schedule), scheduler (the checkpoint's own sampler)}. `text_encoder_entry` replaces the
     checkpoint's text encoder (e.g. RadBERT for siddiqui2023); its output width must match the U-Net's
-    cross-attention width (add a projection head otherwise).
+    cross-attention width (add a projection head otherwise). The checkpoint's tokenizer pads to the length saved
+    with it (SD: 77; a pipeline medsynth trained: its text encoder's max_length) unless `max_length` is given.
     """
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 
@@ -143,6 +144,9 @@ def load_stable_diffusion(entry: dict, text_encoder_entry: dict | None = None) -
         text_encoder, tokenizer = load_text_encoder({**te_entry, "subfolder": "text_encoder",
                                                      "tokenizer_subfolder": "tokenizer",
                                                      "max_length": entry.get("max_length", 77)})
+        if not entry.get("max_length"):  # the context length the checkpoint was trained with (its tokenizer's)
+            saved = tokenizer.init_kwargs.get("model_max_length")
+            tokenizer.model_max_length = int(saved) if isinstance(saved, int) and 2 <= saved <= 4096 else 77
     cross = unet.config.cross_attention_dim
     if text_encoder.output_dim != cross:
         raise MedsynthError(f"text encoder '{(text_encoder_entry or entry)['name']}' gives {text_encoder.output_dim}-d "
