@@ -1,0 +1,187 @@
+"""Text control of a finding: does prompting a finding change the image where that finding lives?
+
+Design (what the choksi2025 effusion figure measures):
+- Prompts come in three arms of K reports each, written in the cohort's own report language by the phantom's
+  report writer (`finding_prompt_arms`): K normal reports, the same K reports with the finding (same wording seed),
+  and K further normal reports (null arm). Every prompt is sampled with the same seeds.
+- One prompt pair is not a measurement: on a small cohort each report acts as a key to a remembered patient, so
+  changing only the *wording* of a normal report already changes the whole image. Averaging over K wordings and
+  S seeds, and comparing with the null arm (normal vs other normal wording), separates the finding from that.
+- Where the finding lives: the cohort's own lesion masks, the finding's bit only (the phantom's lesion PNG is a
+  bitfield of all findings), on patients with the finding on the prompted side. Radiological convention: the
+  patient's right is on the image's left. The control region is its mirror image (same anatomy level, other side).
+- Statistic: per sample (prompt pair k, seed s) the signed difference finding - normal, mean over the region minus
+  mean over the control region (8-bit levels); mean, SD and standard error over the K x S samples. The cohort
+  reference is the same contrast between the real mean images of patients with and without the finding.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+from ..errors import MedsynthError
+
+MASK_COLUMN = "mask"
+
+
+# ------------------------------------------------------------------ prompts
+
+def finding_prompt_arms(n: int, finding: str = "effusion", severity: str = "large", side: str = "right",
+                        location: str = "basal", seed: int = 0) -> tuple[list[str], list[str], list[str]]:
+    """(normal, finding, null): n prompts each, "FINDINGS: ... IMPRESSION: ..." as the phantom cohort writes them.
+    normal[k] and finding[k] share the wording seed (seed + k); null uses seeds seed + n + k."""
+    from ..phantom.findings import Finding
+    from ..phantom.reporting import write_report
+
+    if n < 1:
+        raise MedsynthError("finding_prompt_arms needs at least one prompt per arm")
+
+    def report(findings, k):
+        text, impression = write_report(findings, np.random.default_rng(seed + k))
+        return f"FINDINGS: {text} IMPRESSION: {impression}"
+
+    present = [Finding(finding, severity, side, location, None)]
+    return ([report([], k) for k in range(n)], [report(present, k) for k in range(n)],
+            [report([], n + k) for k in range(n)])
+
+
+def split_arms(prompts: Sequence[str], phrase: str) -> tuple[list[str], list[str], list[str]]:
+    """Prompts in config order -> (normal, finding, null). A prompt is in the finding arm when it contains `phrase`
+    (case-insensitive); the others are normal, the first half paired with the finding arm in order, the second
+    half the null arm."""
+    prompts = list(dict.fromkeys(prompts))
+    finding = [p for p in prompts if phrase.lower() in p.lower()]
+    others = [p for p in prompts if phrase.lower() not in p.lower()]
+    if not finding or len(others) != 2 * len(finding):
+        raise MedsynthError(f"a text-control prompt set needs K prompts with '{phrase}' and 2K without (normal, "
+                            f"null); got {len(finding)} with and {len(others)} without")
+    return others[:len(finding)], finding, others[len(finding):]
+
+
+# ------------------------------------------------------------------ where the finding lives
+
+def _resized_mask(path: Path, bit: int, size: int) -> np.ndarray:
+    bits = np.asarray(Image.open(path))
+    m = (bits.astype(np.int64) & (1 << bit)) > 0
+    return np.asarray(Image.fromarray(m.astype(np.uint8) * 255).resize((size, size), Image.NEAREST)) > 0
+
+
+def _side_rows(df, finding: str, side: str, severities, with_bilateral: bool):
+    sides = [side, "bilateral"] if with_bilateral else [side]
+    rows = df[df[f"{finding}_side"].astype(str).isin(sides)]
+    if severities:
+        rows = rows[rows[f"{finding}_severity"].astype(str).isin(list(severities))]
+    return rows
+
+
+def finding_region(df, results: str | Path, size: int, finding: str = "effusion", side: str = "right",
+                   severities: Sequence[str] = ("moderate", "large"), threshold: float = 0.5):
+    """(region, control, n_masks): pixels where >= threshold x the peak fraction of the cohort's masks of that
+    finding (its own bit) lie, on patients with it on `side` (bilateral ones count with that side's half only:
+    patient's right = image left); control = the region mirrored left-right, pixels in both dropped from both.
+    (None, None, 0) when no such patient has a mask."""
+    from ..phantom.findings import FINDING_BITS
+
+    if side not in ("right", "left"):
+        raise MedsynthError(f"finding_region needs side 'right' or 'left', got {side!r}")
+    if MASK_COLUMN not in df or f"{finding}_side" not in df:
+        return None, None, 0
+    rows = _side_rows(df, finding, side, severities, with_bilateral=True)
+    rows = rows[rows[MASK_COLUMN].fillna("").astype(str) != ""]
+    if rows.empty:
+        return None, None, 0
+    masks = []
+    for path, s in zip(rows[MASK_COLUMN], rows[f"{finding}_side"].astype(str)):
+        m = _resized_mask(Path(results) / path, FINDING_BITS[finding], size)
+        if s == "bilateral":  # keep the prompted side's half (radiological convention)
+            if side == "right":
+                m[:, size // 2:] = False
+            else:
+                m[:, :size // 2] = False
+        masks.append(m)
+    freq = np.mean(masks, axis=0)
+    if freq.max() == 0:
+        return None, None, 0
+    region = freq >= threshold * freq.max()
+    control = region[:, ::-1].copy()
+    both = region & control
+    region, control = region & ~both, control & ~both
+    if not region.any():
+        return None, None, 0
+    return region, control, len(masks)
+
+
+# ------------------------------------------------------------------ measurements
+
+def region_contrast(reference: np.ndarray, other: np.ndarray, region: np.ndarray, control: np.ndarray) -> dict:
+    """Paired samples (N, H, W) of 8-bit images: per sample d = other - reference; its mean over the region minus
+    its mean over the control region. Mean, SD, standard error over the N samples."""
+    if reference.shape != other.shape or reference.ndim != 3:
+        raise MedsynthError(f"region_contrast needs two (N, H, W) stacks of one shape, got {reference.shape} "
+                            f"and {other.shape}")
+    if not region.any() or not control.any():
+        raise MedsynthError("the region or its control is empty")
+    d = other.astype(np.float64) - reference.astype(np.float64)
+    per = d[:, region].mean(1) - d[:, control].mean(1)
+    n = len(per)
+    sd = float(per.std(ddof=1)) if n > 1 else 0.0
+    return {"region_mean_diff": float(d[:, region].mean()), "control_mean_diff": float(d[:, control].mean()),
+            "contrast": float(per.mean()), "contrast_sd": sd, "contrast_se": float(sd / np.sqrt(n)) if n > 1 else None,
+            "mean_abs_diff": float(np.abs(d).mean()), "n": n}
+
+
+def seed_spread(images: np.ndarray, region: np.ndarray | None = None) -> dict:
+    """(K prompts, S seeds, H, W): per-pixel SD across seeds of one prompt, averaged over prompts and pixels (and
+    over the region): how much the image changes with the seed alone, the scale to read a text effect against."""
+    if images.ndim != 4 or images.shape[1] < 2:
+        raise MedsynthError("seed_spread needs (prompts, seeds >= 2, H, W)")
+    sd = images.astype(np.float64).std(axis=1, ddof=1).mean(axis=0)
+    out = {"whole_image": float(sd.mean())}
+    if region is not None and region.any():
+        out["region"] = float(sd[region].mean())
+    return out
+
+
+def cohort_reference(df, results: str | Path, size: int, region: np.ndarray, control: np.ndarray,
+                     finding: str = "effusion", side: str = "right",
+                     severities: Sequence[str] = ("moderate", "large"), image_column: str = "image") -> dict | None:
+    """The same contrast in the real cohort: mean image of patients with the finding on `side` only (given
+    severities) minus the mean image of patients without any finding ('no_finding'), resized like the samples;
+    with the per-pixel SD across those normal patients. None when the cohort has no such patients."""
+    rows = _side_rows(df, finding, side, severities, with_bilateral=False)
+    normal = df[df["finding_list"].astype(str) == "no_finding"] if "finding_list" in df else df.iloc[:0]
+    if rows.empty or normal.empty:
+        return None
+
+    def stack(paths):
+        return np.stack([np.asarray(Image.open(Path(results) / p).convert("L").resize((size, size), Image.BICUBIC),
+                                    dtype=np.float64) for p in paths])
+
+    normals = stack(normal[image_column])
+    diff = stack(rows[image_column]).mean(0) - normals.mean(0)
+    sd = normals.std(0, ddof=1) if len(normals) > 1 else None
+    return {"region_mean_diff": float(diff[region].mean()), "control_mean_diff": float(diff[control].mean()),
+            "contrast": float(diff[region].mean() - diff[control].mean()), "n_finding": int(len(rows)),
+            "n_normal": int(len(normals)),
+            # how much real normal patients differ from each other: the scale seed_spread of samples compares to
+            "between_patient_sd": None if sd is None else {"whole_image": float(sd.mean()),
+                                                          "region": float(sd[region].mean())},
+            "diff_map": diff}
+
+
+def verdict(effect: dict, null: dict, z: float = 2.0, sign: int = 1) -> dict:
+    """Localised when the finding's region-vs-control contrast has the expected sign (+1: the finding brightens
+    its region, like fluid; -1: darkens it, like air) beyond z standard errors, and differs from the null arm's
+    contrast (normal vs other normal wording) in that direction by z combined standard errors."""
+    se_e, se_n = effect.get("contrast_se"), null.get("contrast_se")
+    if not se_e or not se_n:
+        return {"localised": None, "z_vs_zero": None, "z_vs_null": None,
+                "reason": "too few samples for a standard error"}
+    if sign not in (1, -1):
+        raise MedsynthError(f"verdict: sign must be +1 or -1, got {sign!r}")
+    z0 = sign * effect["contrast"] / se_e
+    zn = sign * (effect["contrast"] - null["contrast"]) / float(np.hypot(se_e, se_n))
+    return {"localised": bool(z0 > z and zn > z), "z_vs_zero": float(z0), "z_vs_null": float(zn), "z_threshold": z}

@@ -1,0 +1,115 @@
+"""Text control of a finding (medsynth.papers.text_control): prompt arms in the cohort's report language, the
+finding's own region from the phantom's lesion bitfield (patient's right = image left), the region-vs-mirror
+contrast that a global change cannot fake, and the verdict against the null arm."""
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from PIL import Image
+
+from medsynth.errors import MedsynthError
+from medsynth.papers import text_control as tc
+from medsynth.phantom.findings import FINDING_BITS
+
+ROOT = Path(__file__).resolve().parents[1]
+EFF, EMPH = 1 << FINDING_BITS["effusion"], 1 << FINDING_BITS["emphysema"]
+
+
+def test_prompt_arms_are_cohort_reports_with_and_without_the_finding():
+    normal, finding, null = tc.finding_prompt_arms(6)
+    assert len(normal) == len(finding) == len(null) == 6
+    assert all(p.startswith("FINDINGS: ") and " IMPRESSION: " in p for p in normal + finding + null)
+    assert all("large right pleural effusion" in p.lower() for p in finding)
+    assert not any("right pleural effusion" in p.lower() for p in normal + null)
+    assert set(normal).isdisjoint(finding) and len(set(normal + null)) > 6   # varied wording
+    assert tc.finding_prompt_arms(6) == (normal, finding, null)                # seeded
+    assert tc.split_arms(normal + finding + null, "right pleural effusion") == (normal, finding, null)
+    with pytest.raises(MedsynthError, match="2K without"):
+        tc.split_arms(normal + finding, "right pleural effusion")
+
+
+def test_config_effusion_prompt_set_is_the_three_arms():
+    spec = yaml.safe_load((ROOT / "config.yaml").read_text())["models"]["choksi2025"]["prompt_sets"]["effusion"]
+    normal, finding, null = tc.split_arms(spec["prompts"], "right pleural effusion")
+    assert (normal, finding, null) == tc.finding_prompt_arms(len(finding))
+    assert spec["n_per_prompt"] >= 2   # seed spread needs two seeds per prompt
+
+
+def _cohort(tmp_path, size=16):
+    """Masks as the phantom writes them: a bitfield. Right effusion in the image's lower left, every patient with
+    emphysema bits over both upper halves (to be ignored), one bilateral and one left effusion."""
+    rows = []
+    def write(name, bits, image=None):
+        Image.fromarray(bits.astype(np.uint8)).save(tmp_path / f"{name}_m.png")
+        img = image if image is not None else np.full((size, size), 100, np.uint8)
+        Image.fromarray(img.astype(np.uint8)).save(tmp_path / f"{name}_i.png")
+        return {"mask": f"{name}_m.png", "image": f"{name}_i.png"}
+    base = np.zeros((size, size), np.uint8)
+    base[:6, 2:14] |= EMPH
+    for k in range(3):   # right effusion: image left, lower rows
+        bits = base.copy(); bits[10:14, 2:6] |= EFF
+        img = np.full((size, size), 100, np.uint8); img[10:14, 2:6] = 140
+        rows.append({**write(f"r{k}", bits, img), "effusion_side": "right", "effusion_severity": "large",
+                     "finding_list": "emphysema;effusion"})
+    bits = base.copy(); bits[10:14, 2:6] |= EFF; bits[10:14, 10:14] |= EFF
+    rows.append({**write("b", bits), "effusion_side": "bilateral", "effusion_severity": "moderate",
+                 "finding_list": "effusion"})
+    bits = base.copy(); bits[8:10, 10:14] |= EFF
+    rows.append({**write("l", bits), "effusion_side": "left", "effusion_severity": "large", "finding_list": "effusion"})
+    bits = base.copy(); bits[12:14, 2:4] |= EFF
+    rows.append({**write("s", bits), "effusion_side": "right", "effusion_severity": "small", "finding_list": "effusion"})
+    for k in range(3):
+        rows.append({**write(f"n{k}", np.zeros((size, size)), np.full((size, size), 100 + k)), "effusion_side": "",
+                     "effusion_severity": "", "finding_list": "no_finding"})
+    rows.append({"mask": "", "image": "n0_i.png", "effusion_side": "right", "effusion_severity": "large",
+                 "finding_list": "effusion"})   # no mask: not counted for the region
+    return pd.DataFrame(rows)
+
+
+def test_region_is_the_effusion_bit_on_the_prompted_side_and_control_its_mirror(tmp_path):
+    df = _cohort(tmp_path)
+    region, control, n = tc.finding_region(df, tmp_path, 16, "effusion", "right", ("moderate", "large"))
+    expected = np.zeros((16, 16), bool); expected[10:14, 2:6] = True
+    assert n == 4   # 3 right + 1 bilateral (its right half); not the left one, the small one or the unmasked one
+    assert (region == expected).all()                      # emphysema bits and the bilateral's left half ignored
+    assert (control == expected[:, ::-1]).all() and not (region & control).any()
+    left, left_control, n_left = tc.finding_region(df, tmp_path, 16, "effusion", "left", ("large",))
+    assert n_left == 1 and left[8:10, 10:14].all() and left[:, :8].sum() == 0
+    assert tc.finding_region(df.assign(effusion_side=""), tmp_path, 16) == (None, None, 0)
+
+
+def test_contrast_sees_a_local_change_and_not_a_global_one():
+    rng = np.random.default_rng(0)
+    region = np.zeros((16, 16), bool); region[10:14, 2:6] = True
+    control = region[:, ::-1]
+    ref = rng.normal(100, 20, (40, 16, 16))
+    local = ref + rng.normal(0, 2, ref.shape); local[:, region] += 10
+    glob = ref * 1.3 + 25   # a whole-image change: large |difference| everywhere, nothing where the finding lives
+    e = tc.region_contrast(ref, local, region, control)
+    g = tc.region_contrast(ref, glob, region, control)
+    assert e["contrast"] == pytest.approx(10, abs=1.5) and e["n"] == 40 and e["contrast_se"] < 1
+    assert abs(g["contrast"]) < 3 * g["contrast_se"] and g["mean_abs_diff"] > 3 * e["mean_abs_diff"]
+    null = tc.region_contrast(ref, ref + rng.normal(0, 2, ref.shape), region, control)
+    v = tc.verdict(e, null)
+    assert v["localised"] is True and v["z_vs_null"] > 2
+    assert tc.verdict(g, null)["localised"] is False
+    assert tc.verdict(e, null, sign=-1)["localised"] is False   # a darkening finding would need the other sign
+    assert tc.verdict({**e, "contrast_se": None}, null)["localised"] is None
+    with pytest.raises(MedsynthError):
+        tc.region_contrast(ref, local[:3], region, control)
+
+
+def test_seed_spread_and_cohort_reference(tmp_path):
+    imgs = np.zeros((2, 3, 4, 4)); imgs[:, 1] = 3.0; imgs[:, 2] = 6.0   # seeds 0, 3, 6 -> SD 3
+    region = np.zeros((4, 4), bool); region[0, 0] = True
+    assert tc.seed_spread(imgs, region) == {"whole_image": pytest.approx(3.0), "region": pytest.approx(3.0)}
+    with pytest.raises(MedsynthError):
+        tc.seed_spread(imgs[:, :1])
+    df = _cohort(tmp_path)
+    region, control, _ = tc.finding_region(df, tmp_path, 16)
+    ref = tc.cohort_reference(df, tmp_path, 16, region, control)
+    # right-sided large/moderate effusions only (3 images with +40 in the region) vs the 3 normals (mean 101)
+    assert ref["n_finding"] == 4 and ref["n_normal"] == 3   # includes the unmasked right-sided one (image n0: 100)
+    assert ref["contrast"] == pytest.approx(30.0, abs=1.0) and ref["between_patient_sd"]["whole_image"] == pytest.approx(1.0)
