@@ -281,10 +281,13 @@ def train_projection_distill_stage(df, results: Path, model_cfg: dict, work_dir:
     from ..models.loading import load_stable_diffusion, load_text_encoder
     from ..pipeline_io import save_pipeline
     from .caching import module_fingerprint
-    from .stages import (_is_main, _restore_best, base_model, count_parameters, is_pretrained, prepare_work_dir,
-                         resolve_pretrained, train_config)
+    from .stages import (_is_main, _restore_best, count_parameters, is_pretrained, prepare_work_dir, resolve_pretrained,
+                         train_config)
 
-    model_cfg = resolve_pretrained(model_cfg, results)  # `pretrained: {model: <entry>}` -> that entry's pipeline
+    pre = model_cfg.get("pretrained") or {}
+    base_entry = pre.get("from_model") or pre.get("model")  # the workflow's model entry it starts from, if any
+    if pre and not pre.get("name"):  # `pretrained: {model: <entry>}` -> that entry's pipeline folder
+        model_cfg = resolve_pretrained(model_cfg, results)
     if not is_pretrained(model_cfg):
         raise MedsynthError("strategy 'projection_distill' maps an in-domain text encoder into a pretrained model's "
                             "text-encoder space: the model entry needs `pretrained:` (a Stable Diffusion checkpoint "
@@ -323,7 +326,7 @@ def train_projection_distill_stage(df, results: Path, model_cfg: dict, work_dir:
         context_mse = _Texts(val_texts, encoder, enc_tok, base, base_tok, res.level, cache).mse(full_context=True)
     vae, unet = comp["vae"], comp["unet"]
     tr = res.train
-    base_name = base_model(model_cfg) or model_cfg["pretrained"]["name"]
+    base_name = base_entry or model_cfg["pretrained"]["name"]
     card = {"title": f"medsynth latent diffusion model ({base_name} with a distilled {res.level}-level textual "
                      "projection)",
             "description": f"VAE, U-Net and scheduler of {base_name}; its text encoder is "
@@ -345,7 +348,7 @@ def train_projection_distill_stage(df, results: Path, model_cfg: dict, work_dir:
             "restored_best": restored, "null_prompt_fraction": 0.0,
             "corpus": {"n_train": res.n_train, "n_val": res.n_val, "includes_null_prompt": True, **corpus_info},
             "n_train": res.n_train, "n_val": res.n_val, "image_size": size,
-            "pretrained": model_cfg["pretrained"]["name"], "base_model": base_model(model_cfg),
+            "pretrained": model_cfg["pretrained"]["name"], "base_model": base_entry,
             "text_encoder": model_cfg["text_encoder"]["name"],
             "parameters": {"vae": count_parameters(vae), "unet": count_parameters(unet),
                            "text_encoder": count_parameters(encoder),
