@@ -42,7 +42,7 @@ def base_model(model_cfg: dict) -> str | None:
     pre = model_cfg.get("pretrained") or {}
     if pre.get("model") and pre.get("name"):
         raise MedsynthError(f"pretrained has both `name` ({pre['name']}) and `model` ({pre['model']}): give one")
-    return pre.get("model") or None
+    return pre.get("model") or pre.get("from_model") or None
 
 
 def pipeline_dir(results: str | Path, model: str) -> Path:
@@ -51,12 +51,13 @@ def pipeline_dir(results: str | Path, model: str) -> Path:
 
 
 def resolve_pretrained(model_cfg: dict, results: str | Path) -> dict:
-    """`pretrained: {model: <entry>}` -> `pretrained: {name: <results>/models/<entry>/pipeline, model: <entry>}`
+    """`pretrained: {model: <entry>}` -> `pretrained: {name: <results>/models/<entry>/pipeline, from_model: <entry>}`
     (the folder load_stable_diffusion reads); any other entry is returned unchanged."""
     base = base_model(model_cfg)
-    if base is None:
+    if base is None or not model_cfg["pretrained"].get("model"):
         return model_cfg
-    return {**model_cfg, "pretrained": {**model_cfg["pretrained"], "name": str(pipeline_dir(results, base))}}
+    pre = {k: v for k, v in model_cfg["pretrained"].items() if k != "model"}
+    return {**model_cfg, "pretrained": {**pre, "name": str(pipeline_dir(results, base)), "from_model": base}}
 
 
 def split_rows(df, splits: Sequence[str]):
