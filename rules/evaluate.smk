@@ -33,7 +33,9 @@ rule train_classifier:
 #   <results>/eval/generative/<model>/<promptset>/<split>/<refsplit>/<backbone>__<resize>.json
 # (FID, KID, IS of the model's samples for the prompts of <split> against the real images of <refsplit> of the
 # model's dataset), and the real side's statistics are computed once per (dataset, split, backbone, resize) into
-# <results>/cache/metrics/reference/... (pytorch-fid .npz layout) and reused by every model and paper.
+# <results>/cache/metrics/reference/... (pytorch-fid .npz layout) and reused by every model and paper. A reference
+# made elsewhere (pytorch-fid --save-stats: mu/sigma, no metadata) is used instead where the config declares it
+# (metrics.reference_stats: dataset, split, file, backbone, dims, resize, declared_by_user: true).
 # backbone: inception-fid | inception-random (labelled stand-in) | xrv-densenet121 (config xrv_weights) |
 # classifier (the dataset's own classifier, labelled stand-in); resize: native | <filter><size> (e.g. bicubic64).
 rule reference_stats:
@@ -69,9 +71,8 @@ rule generative_metrics:
     input:
         unpack(lambda wc: mb.rule_inputs(config, R, wc.backbone, config["models"][wc.model]["dataset"])),
         samples=f"{R}/samples/{{model}}/{{promptset}}/samples.csv",
-        reference=lambda wc: (
-            f"{R}/cache/metrics/reference/{config['models'][wc.model]['dataset']}/{wc.refsplit}/"
-            f"{wc.backbone}__{wc.resize}.npz"
+        reference=lambda wc: mg.reference_input(
+            config, R, config["models"][wc.model]["dataset"], wc.refsplit, wc.backbone, wc.resize
         ),
     output:
         f"{R}/eval/generative/{{model}}/{{promptset}}/{{split}}/{{refsplit}}/{{backbone}}__{{resize}}.json",
@@ -85,6 +86,9 @@ rule generative_metrics:
         seed=config["seed"],
         scale=config["scale"],
         cache=lambda wc, output: str(Path(results_of(output[0], 6), "cache", "metrics")),
+        declared=lambda wc: mg.declared_reference(
+            config, config["models"][wc.model]["dataset"], wc.refsplit, wc.backbone, wc.resize
+        ),
     log:
         logpath("generative_metrics", "model", "promptset", "split", "refsplit", "backbone", "resize"),
     benchmark:

@@ -16,7 +16,8 @@ ev = rule_evaluator(wc.backbone, wc.resize, s, p.seed, p.cache, weights=snakemak
 paths = generated_paths(read_table(snakemake.input.samples), Path(snakemake.input.samples).parent, wc.split)
 records = evaluate_generated(ev, snakemake.input.reference, paths, s["batch_size"], s["kid_subsets"],
                              s["kid_subset_size"], extra={"model": wc.model, "promptset": wc.promptset,
-                                                          "split": wc.split, "scale": p.scale})
+                                                          "split": wc.split, "scale": p.scale},
+                             declared=p.declared)
 write_json(records, snakemake.output[0])
 log.info("%s/%s %s vs %s [%s, %s]: %s", wc.model, wc.promptset, wc.split, wc.refsplit, ev.info.backbone,
          ev.resize_mode, {k: round(r["value"], 4) for k, r in records.items()})

@@ -237,6 +237,12 @@ class InceptionEvaluator:
 
     def check_reference(self, ref: CachedStats) -> None:
         """Refuse cached statistics made with another backbone, weights file, resize mode or feature size."""
+        if not ref.meta:
+            from .generative import DECLARE_HOW
+
+            raise MedsynthError(f"reference statistics {ref.path} carry no metadata (a pytorch-fid .npz?), so the "
+                                f"backbone, weights, dims and resize they were made with cannot be checked; "
+                                f"{DECLARE_HOW}")
         want = {k: v for k, v in self.cache_meta("", "").items() if k not in ("dataset", "split")}
         have = {k: ref.meta.get(k) for k in want}
         if have != want:
@@ -280,15 +286,20 @@ def generative_records(ev: InceptionEvaluator, ref, gen, kid_subsets: int = 100,
     counts = {"n_reference": ref.n, "n_generated": gen.n, "dims": ev.dims,
               "weights": Path(ev.info.weights_path).name, "stand_in": ev.provenance["stand_in"], **(extra or {})}
     space = "Inception pool" if ev.info.backbone.startswith("inception") else f"{ev.info.backbone}"
-    kid, kid_std, m = ev.kid(ref, gen, kid_subsets, kid_subset_size)
+    with_kid = getattr(ref, "has_kid_features", True)
+    if not with_kid:
+        counts["kid"] = "not computed: the reference statistics hold only mu/sigma (pytorch-fid format), no features"
     records = [
         MetricRecord(metric="fid", value=ev.fid(ref, gen), n=gen.n, extra=counts,
                      definition=f"Frechet distance of {space} features (pytorch-fid formula, eigh trace)",
                      **common),
-        MetricRecord(metric="kid", value=kid, std=kid_std, n=gen.n, extra={**counts, "subsets": kid_subsets,
-                                                                            "subset_size": m},
-                     definition="unbiased MMD^2, kernel (x.y/d + 1)^3, mean/std over seeded subsets", **common),
     ]
+    if with_kid:
+        kid, kid_std, m = ev.kid(ref, gen, kid_subsets, kid_subset_size)
+        records.append(MetricRecord(metric="kid", value=kid, std=kid_std, n=gen.n,
+                                    extra={**counts, "subsets": kid_subsets, "subset_size": m},
+                                    definition="unbiased MMD^2, kernel (x.y/d + 1)^3, mean/std over seeded subsets",
+                                    **common))
     if inception_score:
         is_mean, is_std = gen.inception_score()
         records.append(MetricRecord(metric="is", value=is_mean, std=is_std, n=gen.n,

@@ -116,15 +116,83 @@ def compute_reference(ev: InceptionEvaluator, paths: Sequence[Path], out: str | 
     return ev.save_reference(stats, out, dataset, split)
 
 
+# -- reference statistics made elsewhere (pytorch-fid's `--save-stats`: keys mu and sigma only) ----------------------
+DECLARE_HOW = ("declare its provenance in the config: metrics: {reference_stats: [{dataset: <dataset>, split: "
+               "<split>, file: <path.npz>, backbone: inception-fid, dims: 2048, resize: native, "
+               "declared_by_user: true}]} (optionally weights_sha256 of the weights it was made with)")
+
+
+def declared_reference(config: dict, dataset: str, split: str, backbone: str, resize: str) -> dict | None:
+    """The config's declaration (metrics.reference_stats) of a ready-made statistics file for this (dataset, split,
+    backbone, resize), or None. Raises at DAG time for a declaration that is not explicit or whose file is absent."""
+    for i, decl in enumerate((config.get("metrics") or {}).get("reference_stats") or []):
+        key = (decl.get("dataset"), decl.get("split"), decl.get("backbone"), decl.get("resize", "native"))
+        if key != (dataset, split, backbone, resize):
+            continue
+        where = f"config error at 'metrics.reference_stats.{i}'"
+        if decl.get("declared_by_user") is not True:
+            raise MedsynthError(f"{where}: set declared_by_user: true to state that you vouch for the file's "
+                                "backbone, dims and resize mode (a pytorch-fid .npz carries no metadata)")
+        if not Path(decl.get("file", "")).is_file():
+            raise MedsynthError(f"{where}.file: {decl.get('file')!r} is not a file")
+        return decl
+    return None
+
+
+def reference_input(config: dict, results: str, dataset: str, split: str, backbone: str, resize: str) -> str:
+    """The reference statistics a generative_metrics job reads: the declared file, else the cache (rule
+    reference_stats)."""
+    decl = declared_reference(config, dataset, split, backbone, resize)
+    return decl["file"] if decl else f"{results}/cache/metrics/reference/{dataset}/{split}/{backbone}__{resize}.npz"
+
+
+def declare_reference(ev: InceptionEvaluator, ref: CachedStats, declared: dict) -> CachedStats:
+    """Accept statistics without metadata (pytorch-fid's .npz) on the user's declaration: the declared backbone,
+    dims and resize must be this evaluator's, mu/sigma must have the declared shape, and the reference records that
+    its metadata is user-declared, with the file's sha256. A file that carries our own metadata is checked as usual."""
+    from .inception import sha256_file
+
+    if ref.meta:
+        ev.check_reference(ref)
+        return ref
+    want = {"backbone": ev.info.backbone, "dims": ev.dims, "resize": ev.pre_resize}
+    have = {"backbone": declared.get("backbone"), "dims": declared.get("dims"),
+            "resize": declared.get("resize", "native")}
+    if have != want:
+        diff = {k: (have[k], want[k]) for k in want if have[k] != want[k]}
+        raise MedsynthError(f"declared reference statistics {ref.path} do not match this evaluation "
+                            f"(declared vs now: {diff})")
+    d = ev.dims
+    if ref.mu.shape != (d,) or ref.sigma.shape != (d, d):
+        raise MedsynthError(f"{ref.path}: declared dims {d} but mu has shape {ref.mu.shape} and sigma "
+                            f"{ref.sigma.shape} (pytorch-fid --dims must match)")
+    if not (np.isfinite(ref.mu).all() and np.isfinite(ref.sigma).all()) or not np.allclose(
+            ref.sigma, ref.sigma.T, rtol=1e-5, atol=1e-8 * max(1.0, float(np.abs(ref.sigma).max()))):
+        raise MedsynthError(f"{ref.path}: sigma is not a finite symmetric covariance matrix")
+    if declared.get("weights_sha256") and declared["weights_sha256"] != ev.info.weights_sha256:
+        raise MedsynthError(f"{ref.path}: declared weights_sha256 {declared['weights_sha256'][:12]}... differs from "
+                            f"this evaluation's {ev.info.weights_sha256[:12]}...")
+    ref.meta = {"dataset": declared.get("dataset"), "split": declared.get("split"), "backbone": ev.info.backbone,
+                "weights_sha256": declared.get("weights_sha256"), "resize_mode": ev.resize_mode, "dims": d,
+                "declared_by_user": True, "file": Path(ref.path).name, "file_sha256": sha256_file(ref.path)}
+    return ref
+
+
 def evaluate_generated(ev: InceptionEvaluator, reference: str | os.PathLike, paths: Sequence[Path],
                        batch_size: int = 50, kid_subsets: int = 100, kid_subset_size: int = 1000,
-                       extra: dict | None = None) -> dict:
-    """{metric: record dict} for generated images against cached reference statistics (checked to come from the
-    same backbone, weights, resize mode and dims). IS only for the Inception backbones (it needs their logits)."""
+                       extra: dict | None = None, declared: dict | None = None) -> dict:
+    """{metric: record dict} for generated images against reference statistics: ours (checked to come from the same
+    backbone, weights, resize mode and dims) or, with `declared` (the config's metrics.reference_stats entry), a
+    metadata-less pytorch-fid .npz. IS only for the Inception backbones (it needs their logits); KID only where the
+    reference holds features (ours, not pytorch-fid's)."""
     ref = CachedStats(reference)
-    ev.check_reference(ref)
+    if declared:
+        declare_reference(ev, ref, declared)
+    else:
+        ev.check_reference(ref)
     gen = ev.stats(image_batches(paths, ev.pre_resize, batch_size))
-    meta = {k: ref.meta[k] for k in ("dataset", "split") if k in ref.meta}
+    keys = ("dataset", "split") + (("declared_by_user", "file", "file_sha256", "weights_sha256") if declared else ())
+    meta = {k: ref.meta[k] for k in keys if k in ref.meta}
     extra = {"reference": {**meta, "n": ref.n}, **(extra or {})}
     with_is = gen.is_psum is not None and gen.n >= gen.is_splits
     if gen.is_psum is not None and not with_is:

@@ -130,6 +130,10 @@ class CachedStats:
             self.meta = json.loads(str(data["meta"])) if "meta" in data else {}
         self.path = str(path)
 
+    @property
+    def has_kid_features(self) -> bool:
+        return self._kid is not None
+
     def kid_features(self) -> np.ndarray:
         if self._kid is None:
             raise MedsynthError(f"{self.path} holds only mu/sigma (pytorch-fid format); KID needs features: "
