@@ -96,3 +96,27 @@ def test_chambon2022_text_study_cells(ci_run):
     assert all(c["provenance"]["n"] > 0 and "k" in c["provenance"] for c in cells)
     page = (ci_run / "report" / "chambon2022.html").read_text()
     assert "MiniLM" in page
+
+
+def test_chambon2022_vae_study_cells(ci_run):
+    """Study 1 reconstructed real phantom radiographs with the base model's VAE: per-image RMSE/PSNR/SSIM, FID and
+    the classifier on originals vs reconstructions, with provenance, figures and the report page."""
+    out = ci_run / "eval" / "chambon2022" / "vae"
+    cells = json.loads((out / "cells.json").read_text())
+    study = {c["column"]: c for c in cells if c["table"] == "study1_vae"}
+    assert {"RMSE", "PSNR (dB)", "SSIM", "feature cosine similarity", "FID (originals vs reconstructions)"} <= set(study)
+    assert 0 < study["RMSE"]["value"] < 255 and 0 < study["SSIM"]["value"] <= 1 and study["RMSE"]["std"] is not None
+    assert -1 <= study["feature cosine similarity"]["value"] <= 1
+    assert all(c["provenance"]["dataset"] == "phantom_cxr" and c["provenance"]["n"] >= 2
+               and len(c["provenance"]["vae_weights_sha256"]) == 64 for c in cells)
+    assert study["FID (originals vs reconstructions)"]["provenance"]["stand_in"]  # inception-random, labelled
+    table1 = [c for c in cells if c["table"] == "table1"]
+    assert {c["column"] for c in table1} == {f"{m} {s}" for m in ("AUC", "Accuracy", "F1")
+                                             for s in ("original", "reconstruction")}
+    assert all(c["value"] is None or 0 <= c["value"] <= 1 for c in table1)
+    per_image = pd.read_csv(out / "table1" / "per_image.csv")
+    assert len(per_image) == study["RMSE"]["provenance"]["n"]
+    for name in ("vae_distributions", "vae_examples_table1"):
+        assert (ci_run / "figures" / "chambon2022" / f"{name}.png").stat().st_size > 1000, name
+    page = (ci_run / "report" / "chambon2022.html").read_text()
+    assert "phantom_cxr (measured)" in page and "31.8" in page
