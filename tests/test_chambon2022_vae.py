@@ -235,3 +235,24 @@ def test_figures(tmp_path):
         with Image.open(tmp_path / name) as im:
             assert im.size[0] > 300
     json.dumps(V.table_cells(_metrics(), "demo"))  # cells are plain JSON
+
+
+def test_paper_config_names_real_backbones_and_sd_vae(repo, tmp_path):
+    """config/chambon2022_paper.yaml: SD v1.4's VAE at 512 px on MIMIC-CXR (Table 1) and CheXpert (Table 6), the real
+    FID Inception and torchxrayvision's DenseNet -- no stand-in named, so nothing can fall back silently."""
+    import yaml
+    from snakemake.utils import update_config
+
+    from medsynth import workflow as wf
+
+    cfg = {}
+    for name in ("config.yaml", "config/mimic_cxr.yaml", "config/chexpert.yaml", "config/chambon2022_paper.yaml"):
+        update_config(cfg, yaml.safe_load((repo / name).read_text()))
+    for ds in ("mimic_cxr", "chexpert"):
+        cfg["datasets"][ds]["root"] = str(tmp_path)
+    wf.validate_config(cfg, repo / "schemas" / "config.schema.yaml")
+    study = cfg["chambon2022"]["vae_study"]
+    assert V.study_tables(study, cfg) == {"table1": "mimic_cxr", "table6": "chexpert"}
+    assert V.image_size(study, cfg["models"]) == 512 and study["n_images"] == 1000
+    assert V.vae_source(cfg["models"], study["model"]) == ("pretrained", {"name": "CompVis/stable-diffusion-v1-4"})
+    assert study["fid"]["backbone"] == "inception-fid" and study["scorer"] == "xrv-densenet121"
