@@ -88,7 +88,8 @@ def test_config_declarations_pick_the_file_at_dag_time(files, tmp_path):
     assert G.reference_input(config, "res", *args) == str(files["pfid"])
     other = ("phantom_cxr", "val", "inception-random", "native")
     assert G.declared_reference(config, *other) is None
-    assert G.reference_input(config, "res", *other) == "res/cache/metrics/reference/phantom_cxr/val/inception-random__native.npz"
+    cached = "res/cache/metrics/reference/phantom_cxr/val/inception-random__native.npz"
+    assert G.reference_input(config, "res", *other) == cached
     loose = {"metrics": {"reference_stats": [_decl(files["pfid"], declared_by_user=False)]}}
     with pytest.raises(MedsynthError, match="reference_stats.0'.*declared_by_user: true"):
         G.declared_reference(loose, *args)

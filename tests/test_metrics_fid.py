@@ -199,19 +199,6 @@ def test_folder_batches_read_like_pytorch_fid(tmp_path):
         F.list_images(tmp_path / "empty")
 
 
-def test_volume_patches_replicate_each_slice():
-    vol = np.random.default_rng(0).random((10, 20, 30)).astype(np.float32)
-    batches = list(F.volume_patch_slices(vol, crop=(4, 8, 8), n_crops=2, seed=0, slices_per_batch=3))
-    assert [b.shape[0] for b in batches] == [3, 1, 3, 1]
-    b = batches[0]
-    assert tuple(b.shape[1:]) == (3, 8, 8)
-    torch.testing.assert_close(b[:, 0], b[:, 1])  # each slice replicated, never adjacent slices as RGB
-    torch.testing.assert_close(b[:, 0], b[:, 2])
-    assert not torch.equal(b[0, 0], b[1, 0])
-    with pytest.raises(MedsynthError, match="larger than volume"):
-        list(F.volume_patch_slices(vol, crop=(64, 8, 8)))
-
-
 def test_to_batch_rejects_bad_ranges_and_shapes():
     with pytest.raises(MedsynthError, match=r"\[0, 1\]"):
         F.to_batch(np.full((4, 4), 2.0, np.float32))
@@ -229,15 +216,3 @@ def test_frechet_distance_rank_deficient_self_is_zero():
     y = x + np.random.default_rng(1).normal(size=x.shape)
     d = F.frechet_distance(mu, sigma, y.mean(0), np.cov(y, rowvar=False))
     assert d > 0 and d == pytest.approx(F.frechet_distance(y.mean(0), np.cov(y, rowvar=False), mu, sigma), rel=1e-6)
-
-
-def test_volume_slices_along_any_axis():
-    vol = np.random.default_rng(2).random((6, 8, 10)).astype(np.float32)
-    axial = list(F.volume_slices(vol, slices_per_batch=4))
-    assert [tuple(b.shape) for b in axial] == [(4, 3, 8, 10), (2, 3, 8, 10)]
-    torch.testing.assert_close(axial[1][1, 2], torch.from_numpy(vol[5]))
-    coronal = list(F.volume_slices(vol, axis=1, step=3))
-    assert [tuple(b.shape) for b in coronal] == [(3, 3, 6, 10)]
-    torch.testing.assert_close(coronal[0][2, 0], torch.from_numpy(vol[:, 6]))
-    with pytest.raises(MedsynthError, match="step"):
-        list(F.volume_slices(vol, step=0))

@@ -206,3 +206,26 @@ def test_volume_metrics_rule_plans_from_a_target_path(tmp_path):
     bad = target.replace("patch__med3d-random", "patch__inception-random")
     proc = subprocess.run(cmd[:-1] + [bad], capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0 and "3D backbone" in proc.stdout + proc.stderr
+
+
+def test_slice_mode_on_seeded_random_crops(tmp_path, settings):
+    """xing2024's protocol: n random crops per volume, then every slice of each crop; same seed -> same crops."""
+    paths = _volumes(tmp_path, 5, 2, shape=(12, 10, 8))
+    crop_settings = {**settings, "eval_crop": [6, 5, 4], "eval_crops_per_volume": 3, "volume_batch_size": 5}
+    seen = []
+    for _ in range(2):
+        spy = _Spy()
+        ev = InceptionEvaluator(model=spy, info=BackboneInfo("inception-random", "w", "0" * 64), dims=3, seed=1)
+        stats, count = V.set_stats(ev, "slice", paths, crop_settings)
+        seen.append(torch.cat(spy.seen))
+    assert count.volumes == 2 and count.items == stats.n == 2 * 3 * 4
+    assert seen[0].shape == (24, 3, 6, 5)
+    torch.testing.assert_close(seen[0], seen[1])
+    vol = V.read_volume(paths[0])
+    first = seen[0][:4, 0].numpy()  # the 4 axial slices of the first crop lie somewhere in the first volume
+    hits = [(x, y, z) for x in range(7) for y in range(6) for z in range(5)
+            if all(np.array_equal(first[k], vol[x:x + 6, y:y + 5, z + k]) for k in range(4))]
+    assert hits
+    assert V.sampling_note("slice", crop_settings)["eval_crop"] == [6, 5, 4]
+    with pytest.raises(MedsynthError, match="larger than the volume"):
+        V.set_stats(ev, "slice", paths, {**crop_settings, "eval_crop": [20, 5, 4]})

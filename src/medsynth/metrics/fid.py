@@ -1,8 +1,8 @@
 """FID, KID and IS with pytorch-fid's Inception, streamed, with cached reference statistics.
 
 Inputs are images in [0, 1] (floats) or uint8; grayscale is replicated to 3 channels (as PIL's convert("RGB") does in
-pytorch-fid). 3D volumes are evaluated patch-wise (xing2024): random crops, then every axial slice of a crop is one
-grayscale image replicated to RGB -- three adjacent slices are never packed into the RGB channels.
+pytorch-fid). 3D volumes: ``metrics.volumes`` (slice-wise, each slice one grayscale image -- three adjacent slices are
+never packed into the RGB channels -- and patch-wise with a 3D backbone).
 """
 from __future__ import annotations
 
@@ -135,37 +135,6 @@ def folder_batches(folder: str | os.PathLike, batch_size: int = 50) -> Iterator[
     from .generative import image_batches  # generative builds on this module: import here, not at the top
 
     return image_batches(list_images(folder), "native", batch_size)
-
-
-def volume_patch_slices(volume: np.ndarray, crop: tuple[int, int, int] = (64, 256, 256), n_crops: int = 5,
-                        seed: int = 0, slices_per_batch: int = 64) -> Iterator[torch.Tensor]:
-    """Patch-wise 3D evaluation (xing2024): `n_crops` random D x H x W crops of a (D, H, W) volume in [0, 1]; each
-    axial slice of a crop becomes one grayscale image replicated to 3 channels."""
-    vol = np.asarray(volume)
-    if vol.ndim != 3:
-        raise MedsynthError(f"volume must be D x H x W, got shape {vol.shape}")
-    if any(c > s for c, s in zip(crop, vol.shape)):
-        raise MedsynthError(f"crop {crop} larger than volume {vol.shape}")
-    rng = np.random.default_rng(seed)
-    for _ in range(n_crops):
-        z, y, x = (int(rng.integers(0, s - c + 1)) for s, c in zip(vol.shape, crop))
-        patch = vol[z:z + crop[0], y:y + crop[1], x:x + crop[2]]
-        for start in range(0, crop[0], slices_per_batch):
-            yield to_batch(patch[start:start + slices_per_batch])  # N x H x W -> N x 3 x H x W
-
-
-def volume_slices(volume: np.ndarray, axis: int = 0, step: int = 1,
-                  slices_per_batch: int = 64) -> Iterator[torch.Tensor]:
-    """Slice-wise 3D evaluation: every `step`-th slice along `axis` of a (D, H, W) volume in [0, 1], each one
-    grayscale image replicated to 3 channels (never three adjacent slices as RGB)."""
-    vol = np.asarray(volume)
-    if vol.ndim != 3:
-        raise MedsynthError(f"volume must be D x H x W, got shape {vol.shape}")
-    if step < 1:
-        raise MedsynthError(f"slice step must be >= 1, got {step}")
-    stack = np.moveaxis(vol, axis, 0)[::step]
-    for start in range(0, len(stack), slices_per_batch):
-        yield to_batch(np.ascontiguousarray(stack[start:start + slices_per_batch]))
 
 
 # -- evaluator --------------------------------------------------------------------------------------------------------

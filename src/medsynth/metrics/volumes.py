@@ -8,7 +8,8 @@ Three adjacent slices are not an RGB image (the defect of the public DGM-VLC cod
   backbones take RGB: the gray slice is replicated to 3 identical channels (what pytorch-fid's convert("RGB") does to
   a grayscale image) and every record says so; the torchxrayvision DenseNet reads the single channel. xing2024's
   Table 1 protocol ("patch-wise on 256x256x64 crops, slice-wise 2D features, 5 random crops per volume") is this mode
-  run on the preprocessed crops (``volume.crop``, ``volume.crops_per_volume``).
+  with ``eval_crop: [256, 256, 64]`` and ``eval_crops_per_volume: 5`` (seeded random crops of each volume before
+  slicing); without ``eval_crop`` every slice of every volume file (e.g. the preprocessed crops) is used.
 - ``patch``: each volume is cut into a grid of ``patch_size`` 3D patches (``patch_stride`` apart, default
   non-overlapping; a volume smaller than a patch is an error) and a 3D network gives 512-d features per patch
   (``metrics.med3d``: MedicalNet ResNet-10 with configured weights, or ``med3d-random``, a labelled seeded stand-in);
@@ -39,8 +40,8 @@ from .stats import FeatureStats
 VOLUME_MODES = ("slice", "patch")
 SLICE_BACKBONES = tuple(b for b in FEATURE_BACKBONES if b != "classifier")  # the classifier is a radiograph model
 PATCH_BACKBONES = MED3D_BACKBONES
-VOLUME_DEFAULTS = {"slice_axis": 2, "slice_step": 1, "patch_size": [16, 16, 16], "patch_stride": None,
-                   "volume_batch_size": 32}
+VOLUME_DEFAULTS = {"slice_axis": 2, "slice_step": 1, "eval_crop": None, "eval_crops_per_volume": 5,
+                   "patch_size": [16, 16, 16], "patch_stride": None, "volume_batch_size": 32}
 VOLUME_EXTENSIONS = (".npz", ".npy")
 
 
@@ -222,17 +223,32 @@ def _rebatch(arrays: Iterator[np.ndarray], batch_size: int) -> Iterator[torch.Te
         yield torch.from_numpy(np.concatenate(pending))
 
 
+def random_crops(vol: np.ndarray, crop: Sequence[int], n: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """`n` seeded random `crop`-sized sub-volumes (xing2024's evaluation: 5 random 256x256x64 crops per volume)."""
+    if any(c > s for c, s in zip(crop, vol.shape)):
+        raise MedsynthError(f"evaluation crop {list(crop)} larger than the volume {list(vol.shape)}")
+    for _ in range(n):
+        x, y, z = (int(rng.integers(0, s - c + 1)) for s, c in zip(vol.shape, crop))
+        yield vol[x:x + crop[0], y:y + crop[1], z:z + crop[2]]
+
+
 def slice_batches(paths: Sequence[Path], axis: int, step: int, batch_size: int,
-                  counter: SetCounter | None = None) -> Iterator[torch.Tensor]:
-    """N x 1 x H x W batches of single-channel slices, streamed volume by volume."""
+                  counter: SetCounter | None = None, crop: Sequence[int] | None = None, n_crops: int = 1,
+                  seed: int = 0) -> Iterator[torch.Tensor]:
+    """N x 1 x H x W batches of single-channel slices, streamed volume by volume; with `crop`, the slices of
+    `n_crops` seeded random crops of each volume (one generator over the set, so the same files give the same crops)."""
     counter = counter if counter is not None else SetCounter()
+    rng = np.random.default_rng(seed)
 
     def per_volume():
         for path in paths:
-            slices = volume_slices(read_volume(path), axis, step)[:, None]
+            vol = read_volume(path)
+            parts = random_crops(vol, crop, n_crops, rng) if crop else [vol]
+            for part in parts:
+                slices = volume_slices(part, axis, step)[:, None]
+                counter.items += len(slices)
+                yield slices
             counter.volumes += 1
-            counter.items += len(slices)
-            yield slices
 
     return _rebatch(per_volume(), batch_size)
 
@@ -286,11 +302,24 @@ def channel_note(mode: str, backbone: str) -> str:
     return "1-channel slice (the backbone reads one channel)"
 
 
-def set_stats(ev: InceptionEvaluator, mode: str, paths: Sequence[Path], settings: dict) -> tuple[FeatureStats, SetCounter]:
+def sampling_note(mode: str, settings: dict) -> dict:
+    """How the slices or patches were taken, as each record states it."""
+    if mode == "patch":
+        return {"patch_size": list(settings["patch_size"]), "patch_stride": list(settings["patch_stride"])}
+    note = {"slice_axis": int(settings["slice_axis"]), "slice_step": int(settings["slice_step"])}
+    if settings.get("eval_crop"):
+        note.update(eval_crop=list(settings["eval_crop"]), eval_crops_per_volume=int(settings["eval_crops_per_volume"]))
+    return note
+
+
+def set_stats(ev: InceptionEvaluator, mode: str, paths: Sequence[Path],
+              settings: dict) -> tuple[FeatureStats, SetCounter]:
     counter = SetCounter()
     bs = int(settings["volume_batch_size"])
     if mode == "slice":
-        batches = slice_batches(paths, int(settings["slice_axis"]), int(settings["slice_step"]), bs, counter)
+        batches = slice_batches(paths, int(settings["slice_axis"]), int(settings["slice_step"]), bs, counter,
+                                crop=settings["eval_crop"], n_crops=int(settings["eval_crops_per_volume"]),
+                                seed=ev.seed)
     else:
         batches = patch_batches(paths, settings["patch_size"], settings["patch_stride"], bs, ev.info.backbone,
                                 counter)
@@ -307,9 +336,7 @@ def volume_records(ev: InceptionEvaluator, mode: str, a_paths: Sequence[Path], b
     stats_a, count_a = set_stats(ev, mode, a_paths, settings)
     stats_b, count_b = set_stats(ev, mode, b_paths, settings)
     item = "slices" if mode == "slice" else "patches"
-    how = ({"slice_axis": int(settings["slice_axis"]), "slice_step": int(settings["slice_step"])} if mode == "slice"
-           else {"patch_size": list(settings["patch_size"]), "patch_stride": list(settings["patch_stride"])})
-    info = {"mode": mode, "channels": channel_note(mode, ev.info.backbone), **how,
+    info = {"mode": mode, "channels": channel_note(mode, ev.info.backbone), **sampling_note(mode, settings),
             "a": {**(a_info or {"set": "a"}), "n_volumes": count_a.volumes, f"n_{item}": count_a.items},
             "b": {**(b_info or {"set": "b"}), "n_volumes": count_b.volumes, f"n_{item}": count_b.items},
             **(extra or {})}
