@@ -1,19 +1,19 @@
 # choksi2025: text -> CXR latent diffusion from scratch. Composes the generic train/sample rules (model entry
-# config["choksi2025"]["model"]) into the poster's tables and figures; `snakemake choksi2025` builds its report page.
+# config["choksi2025"]["model"]) and the generic generative_metrics rule (FID, rules/evaluate.smk) into the poster's
+# tables and figures; `snakemake choksi2025` builds its report page.
 
 rule choksi2025_quality:
     input:
         samples=ch_samples("reports"),
         manifest=f"{R}/data/{CH_DATASET}/manifest.parquet",
+        fid=CH_FID,
     output:
         cells=f"{CH_OUT}/quality_cells.json",
     params:
         **ch_params(),
-        eval_splits=CH.get("eval_splits", ["val", "test"]),
-        fid=CH.get("fid", {}),
-        image_size=config.get("models", {}).get(CH_MODEL, {}).get("image_size", 0),
+        eval_splits=CH_EVAL_SPLITS,
+        image_size=CH_IMAGE_SIZE,
         results=lambda wc, input: results_of(input.manifest, 2),
-        cache=lambda wc, output: str(Path(output.cells).parents[2] / "cache" / "metrics"),
     log:
         logpath("choksi2025_quality"),
     benchmark:

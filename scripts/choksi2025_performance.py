@@ -1,6 +1,7 @@
 """Step: the poster's generation-performance and component tables, measured on this machine at the run's scale.
 
-Latency: one image per call with classifier-free guidance (2 U-Net passes per step), DDIM, after warm-up.
+Latency: one image per call through the engine's sampler (sampling.txt2img, DDIM, classifier-free guidance: the
+null and the prompt half in one batched U-Net forward per step), after warm-up.
 The CPU this runs on is usually shared, so the wall-clock numbers are noisy (stated in the provenance)."""
 import os
 import platform
@@ -10,19 +11,22 @@ import torch
 from medsynth.errors import MedsynthError
 from medsynth.io import read_json, write_json
 from medsynth.metrics.timing import measure_latency, peak_memory
-from medsynth.papers.choksi2025 import PAPER, ROW, count_parameters, load_pipeline, sample
+from medsynth.papers.choksi2025 import PAPER, ROW
+from medsynth.pipeline_io import load_pipeline
 from medsynth.report.cells import make_cell
+from medsynth.sampling import make_scheduler, txt2img
+from medsynth.training.stages import count_parameters
 from medsynth.workflow import script_logging
 
 log = script_logging(snakemake)
 torch.set_num_threads(snakemake.threads)
 p = snakemake.params
-pipe = load_pipeline(p.pipeline)
+device = "cuda" if torch.cuda.is_available() else "cpu"
+pipe = load_pipeline(p.pipeline, device=device)
+components = dict(vae=pipe.vae, unet=pipe.unet, text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer,
+                  scheduler=make_scheduler("ddim", pipe.scheduler.config))
 train = read_json(snakemake.input.diffusion_summary)
 lat = p.latency
-device = "cuda" if torch.cuda.is_available() else "cpu"
-for m in (pipe.vae, pipe.unet, pipe.text_encoder):
-    m.to(device)
 size = pipe.vae.config.sample_size
 prompt = [p.prompt]
 base = {"dataset": p.dataset, "model": p.model, "scale": p.scale, "seed": p.seed, "resolution": f"{size}x{size}",
@@ -32,7 +36,8 @@ base = {"dataset": p.dataset, "model": p.model, "scale": p.scale, "seed": p.seed
 
 
 def run(steps):
-    return lambda: sample(pipe, prompt, [p.seed], steps=steps, guidance_scale=lat["guidance_scale"])
+    return lambda: txt2img(**components, prompts=prompt, seeds=[p.seed], num_inference_steps=steps,
+                           guidance_scale=lat["guidance_scale"])
 
 
 cells = []

@@ -5,7 +5,7 @@ from pathlib import Path
 import torch
 
 from medsynth.io import read_table, write_table
-from medsynth.papers.choksi2025 import resolve_prompt_set
+from medsynth.sampling.prompt_sets import resolve_prompt_set
 from medsynth.pipeline_io import load_pipeline
 from medsynth.sampling import generate_to_dir, make_scheduler
 from medsynth.workflow import script_logging
