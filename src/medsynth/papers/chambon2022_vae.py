@@ -374,8 +374,9 @@ def table_cells(metrics: dict, scale: str) -> list[dict]:
     scorer_prov = {"backbone": clf["backbone"], "weights_sha256": clf["weights_sha256"],
                    "stand_in": clf["stand_in"], "input_size": clf["input_size"]}
     cos = clf["feature_cosine"]
+    cos_method = DEFINITIONS["cosine"] if cos["n"] else "not computed: every pair has an all-zero feature vector"
     cells.append(make_cell(PAPER, "study1_vae", row, SUMMARY_COLUMNS["cosine"], cos["mean"], std=cos["std"],
-                           provenance={**base, **scorer_prov, "n": max(cos["n"], 1), "method": DEFINITIONS["cosine"],
+                           provenance={**base, **scorer_prov, "n": cos["n"], "method": cos_method,
                                        "excluded_zero_feature_pairs": cos["excluded_zero_feature_pairs"]},
                            reproduces=reproduces))
     f = metrics["fid"]
