@@ -222,10 +222,14 @@ if C2A_ON:
 
 
 def c2a_image_size():
-    # Generated images are compared at the strategies' resolution (the base entry's image_size).
+    # Generated and real images are compared at adapt_study.image_size, else the strategies' resolution (the base
+    # entry's image_size).
     entry = config["models"][C2A_MODELS[0]]
     base = (entry.get("pretrained") or {}).get("model")
-    return int(entry.get("image_size") or config["models"][base]["image_size"])
+    size = C2A_STUDY.get("image_size") or entry.get("image_size") or config["models"].get(base, {}).get("image_size")
+    if not size:
+        raise WorkflowError("chambon2022.adapt_study: set image_size (the resolution FID compares images at)")
+    return int(size)
 
 
 def c2a_backbone_inputs(backbone, prefix):
