@@ -1,6 +1,6 @@
 """Step: choksi2025 figures: sample grid of the poster's six prompts, the effusion text-control figure and its
-measurement (K normal reports vs the same reports with a right pleural effusion vs K other normal reports, same
-seeds; signed difference in the cohort's effusion region vs its mirror image, against the null arm and the real
+measurement (K normal reports vs the same reports with a right pleural effusion written in vs the same reports
+reworded without a finding, same seeds; signed difference in the cohort's effusion region vs its mirror image, against the null arm and the real
 cohort's own contrast), training curves."""
 import textwrap
 from pathlib import Path
@@ -54,8 +54,8 @@ fig.suptitle(f"Poster prompts ({p.scale} scale, {int(table['steps'][0])} DDIM st
              f"guidance {table['guidance_scale'][0]:g})", fontsize=9)
 save(fig, snakemake.output.grid)
 
-# -- effusion text control: K normal reports, the same K with a large right pleural effusion, K more normal reports
-# (null arm), each sampled with the same seeds (design and statistic: medsynth.papers.text_control)
+# -- effusion text control: K normal reports, the same K with a large right pleural effusion written in, the same K
+# reworded at the same places without a finding (null arm), all with the same seeds (medsynth.papers.text_control)
 table, imgs = images(snakemake.input.effusion)
 normal_prompts, finding_prompts, null_prompts = split_arms(table["prompt"], FINDING_PHRASE)
 seeds = sorted(table["seed"].unique())
@@ -63,12 +63,11 @@ arm = lambda prompts: np.stack([np.stack([imgs[(table["prompt"] == q) & (table["
                                 for q in prompts]).astype(np.float64)   # (K, S, H, W)
 normal, finding, null = arm(normal_prompts), arm(finding_prompts), arm(null_prompts)
 size = normal.shape[-1]
-flat = lambda x: x.reshape(-1, size, size)
 manifest = read_table(snakemake.input.manifest)
 region, control, n_masks = finding_region(manifest, p.results, size, FINDING, SIDE, SEVERITIES)
 effect = {"dataset": p.dataset, "scale": p.scale, "finding": f"{'/'.join(SEVERITIES)} {SIDE} pleural effusion "
           f"(prompted: '{FINDING_PHRASE}')", "n_prompts_per_arm": len(finding_prompts), "seeds": [int(s) for s in seeds],
-          "n_samples_per_arm": int(flat(finding).shape[0]), "steps": int(table["steps"][0]),
+          "n_samples_per_arm": int(finding.shape[0] * finding.shape[1]), "steps": int(table["steps"][0]),
           "guidance_scale": float(table["guidance_scale"][0]),
           "mean_abs_diff": {"finding_vs_normal": float(np.abs(finding - normal).mean()),
                             "null_vs_normal": float(np.abs(null - normal).mean())},
@@ -84,8 +83,8 @@ else:
                                       "radiological convention: patient's right = image left",
                         "control": "the region mirrored left-right (pixels in both dropped)",
                         "fraction": float(region.mean()), "n_masks": int(n_masks)}
-    effect["effect"] = region_contrast(flat(normal), flat(finding), region, control)
-    effect["null"] = region_contrast(flat(normal), flat(null), region, control)
+    effect["effect"] = region_contrast(normal, finding, region, control)
+    effect["null"] = region_contrast(normal, null, region, control)
     reference = cohort_reference(manifest, p.results, size, region, control, FINDING, SIDE, SEVERITIES)
     if reference is not None:
         effect["cohort_reference"] = {k: v for k, v in reference.items() if k != "diff_map"}
@@ -103,7 +102,7 @@ panels = [(normal[0, 0], f"normal report 1, seed {seeds[0]}", "gray"),
           (maps[0], f"mean of normal arm ({effect['n_samples_per_arm']})", "gray"),
           (maps[1], f"mean of effusion arm ({effect['n_samples_per_arm']})", "gray"),
           (maps[2], "mean difference: effusion - normal", "diff"),
-          (maps[3], "null: other normal wording - normal", "diff"),
+          (maps[3], "null: normal reworded - normal", "diff"),
           (reference["diff_map"] if reference is not None else None,
            f"real: right mod/large effusion ({reference['n_finding'] if reference else 0}) - normal", "diff")]
 for ax, (img, title, kind) in zip(axes.flat, panels):
@@ -119,29 +118,29 @@ for ax, (img, title, kind) in zip(axes.flat, panels):
         ax.contour(control, levels=[0.5], colors="cyan", linewidths=0.8, linestyles="dashed")
 ax = axes[2, 2]
 if region is not None:
-    c = lambda x: (x - normal).reshape(-1, size, size)
-    per = {name: c(x)[:, region].mean(1) - c(x)[:, control].mean(1) for name, x in (("effusion", finding),
-                                                                                        ("null", null))}
-    for i, (name, vals) in enumerate(per.items()):
+    for i, name in enumerate(("effect", "null")):
+        vals, r = np.asarray(effect[name]["per_prompt"]), effect[name]
         jitter = np.random.default_rng(i).uniform(-0.15, 0.15, len(vals))
-        ax.plot(i + jitter, vals, "o", ms=2.5, alpha=0.6)
-        ax.errorbar(i + 0.3, vals.mean(), yerr=2 * vals.std(ddof=1) / np.sqrt(len(vals)), fmt="s", color="k", ms=4)
+        ax.plot(i + jitter, vals, "o", ms=3, alpha=0.7)
+        if r["contrast_se"] is not None:
+            ax.errorbar(i + 0.3, r["contrast"], yerr=2 * r["contrast_se"], fmt="s", color="k", ms=4)
     if reference is not None:
         ax.axhline(reference["contrast"], color="green", lw=1, label=f"real cohort {reference['contrast']:.1f}")
         ax.legend(fontsize=6, loc="best")
     ax.axhline(0, color="grey", lw=0.5)
-    ax.set_xticks([0, 1]); ax.set_xticklabels(["effusion\n- normal", "null\n- normal"], fontsize=7)
+    ax.set_xticks([0, 1]); ax.set_xticklabels(["effusion\n- normal", "reworded\n- normal"], fontsize=7)
     ax.set_ylabel("region - control (8-bit levels)", fontsize=7); ax.tick_params(labelsize=6)
-    ax.set_title("per sample, mean +- 2 SE", fontsize=7)
+    ax.set_title(f"per report (mean of {len(seeds)} seeds), mean +- 2 SE", fontsize=7)
     e, n = effect["effect"], effect["null"]
     verdict_text = {True: "localised", False: "NOT localised", None: "undetermined"}[effect["localised"]]
     head = (f"Text control ({verdict_text}): region (yellow) - control (cyan, mirrored) difference "
-            f"{e['contrast']:+.1f} +- {e['contrast_se'] or float('nan'):.1f} SE for the effusion prompt, "
-            f"{n['contrast']:+.1f} +- {n['contrast_se'] or float('nan'):.1f} for the null;\nreal cohort {effect.get('cohort_reference', {}).get('contrast', float('nan')):+.1f}; "
+            f"{e['contrast']:+.1f} +- {e['contrast_se'] or float('nan'):.1f} SE for the effusion edit, "
+            f"{n['contrast']:+.1f} +- {n['contrast_se'] or float('nan'):.1f} for the null (rewording);\nreal cohort {effect.get('cohort_reference', {}).get('contrast', float('nan')):+.1f}; "
             f"seed-to-seed SD {(effect['seed_spread'] or {}).get('region', float('nan')):.1f} in the region (real "
             f"normal patients {((reference or {}).get('between_patient_sd') or {}).get('region', float('nan')):.1f}) "
             f"({effect['n_prompts_per_arm']} reports x {len(seeds)} seeds per arm). "
-            "Patient's right = image left.")
+            "Patient's right = image left.\nBoth edits also change the rest of the image: mean |difference| "
+            f"{e['mean_abs_diff']:.1f} (effusion edit), {n['mean_abs_diff']:.1f} (rewording), 8-bit levels.")
 else:
     ax.set_axis_off()
     head = f"Text control: {effect['reason']}"

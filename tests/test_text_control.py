@@ -17,17 +17,31 @@ ROOT = Path(__file__).resolve().parents[1]
 EFF, EMPH = 1 << FINDING_BITS["effusion"], 1 << FINDING_BITS["emphysema"]
 
 
-def test_prompt_arms_are_cohort_reports_with_and_without_the_finding():
+def _sentences(report):
+    text, impression = report[len("FINDINGS: "):].split(" IMPRESSION: ")
+    return text.split(". "), impression
+
+
+def test_prompt_arms_differ_only_by_the_finding_or_a_matched_rewording():
     normal, finding, null = tc.finding_prompt_arms(6)
-    assert len(normal) == len(finding) == len(null) == 6
+    assert len(normal) == len(finding) == len(null) == 6 and len(set(normal + finding + null)) == 18
     assert all(p.startswith("FINDINGS: ") and " IMPRESSION: " in p for p in normal + finding + null)
-    assert all("large right pleural effusion" in p.lower() for p in finding)
+    assert all(p.endswith("IMPRESSION: Large right pleural effusion.") for p in finding)
     assert not any("right pleural effusion" in p.lower() for p in normal + null)
-    assert set(normal).isdisjoint(finding) and len(set(normal + null)) > 6   # varied wording
-    assert tc.finding_prompt_arms(6) == (normal, finding, null)                # seeded
+    for n, f, r in zip(normal, finding, null):
+        (ns, ni), (fs, fi), (rs, ri) = _sentences(n), _sentences(f), _sentences(r)
+        assert "large right pleural effusion" in fs[0].lower() and fs[1:] != ns   # the finding's sentence first
+        assert len(fs) == len(ns) + 1 and len(rs) == len(ns)
+        kept = [a == b for a, b in zip(ns, fs[1:])]
+        assert sum(not k for k in kept) <= 2          # only the effusion negation (and 'lungs are clear') changed
+        assert "pneumothorax" in " ".join(fs) and "no pleural effusion" not in f.lower()
+        assert sum(a != b for a, b in zip(ns, rs)) == 2 and ni != ri   # heart sentence + negation + impression
+    assert tc.finding_prompt_arms(6) == (normal, finding, null)   # seeded
     assert tc.split_arms(normal + finding + null, "right pleural effusion") == (normal, finding, null)
     with pytest.raises(MedsynthError, match="2K without"):
         tc.split_arms(normal + finding, "right pleural effusion")
+    with pytest.raises(MedsynthError):
+        tc.add_effusion("no report structure")
 
 
 def test_config_effusion_prompt_set_is_the_three_arms():
@@ -84,12 +98,13 @@ def test_contrast_sees_a_local_change_and_not_a_global_one():
     rng = np.random.default_rng(0)
     region = np.zeros((16, 16), bool); region[10:14, 2:6] = True
     control = region[:, ::-1]
-    ref = rng.normal(100, 20, (40, 16, 16))
-    local = ref + rng.normal(0, 2, ref.shape); local[:, region] += 10
+    ref = rng.normal(100, 20, (20, 2, 16, 16))   # 20 prompts x 2 seeds
+    local = ref + rng.normal(0, 2, ref.shape); local[..., region] += 10
     glob = ref * 1.3 + 25   # a whole-image change: large |difference| everywhere, nothing where the finding lives
     e = tc.region_contrast(ref, local, region, control)
     g = tc.region_contrast(ref, glob, region, control)
-    assert e["contrast"] == pytest.approx(10, abs=1.5) and e["n"] == 40 and e["contrast_se"] < 1
+    assert e["contrast"] == pytest.approx(10, abs=1.5) and e["n_prompts"] == 20 and e["n_samples"] == 40
+    assert e["contrast_se"] < 1 and len(e["per_prompt"]) == 20
     assert abs(g["contrast"]) < 3 * g["contrast_se"] and g["mean_abs_diff"] > 3 * e["mean_abs_diff"]
     null = tc.region_contrast(ref, ref + rng.normal(0, 2, ref.shape), region, control)
     v = tc.verdict(e, null)
@@ -97,6 +112,12 @@ def test_contrast_sees_a_local_change_and_not_a_global_one():
     assert tc.verdict(g, null)["localised"] is False
     assert tc.verdict(e, null, sign=-1)["localised"] is False   # a darkening finding would need the other sign
     assert tc.verdict({**e, "contrast_se": None}, null)["localised"] is None
+    # the prompt is the unit: seeds that share a prompt-level shift do not shrink the standard error
+    shift = rng.normal(0, 8, (20, 1))
+    per_prompt = ref.copy(); per_prompt[..., region] += shift[..., None] + 10
+    wide = tc.region_contrast(ref, per_prompt, region, control)
+    assert wide["contrast_se"] == pytest.approx(np.std(shift, ddof=1) / np.sqrt(20), rel=1e-6)
+    assert tc.region_contrast(ref[:, 0], local[:, 0], region, control)["n_samples"] == 20   # (N, H, W) works
     with pytest.raises(MedsynthError):
         tc.region_contrast(ref, local[:3], region, control)
 

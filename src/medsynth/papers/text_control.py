@@ -2,8 +2,9 @@
 
 Design (what the choksi2025 effusion figure measures):
 - Prompts come in three arms of K reports each, written in the cohort's own report language by the phantom's
-  report writer (`finding_prompt_arms`): K normal reports, the same K reports with the finding (same wording seed),
-  and K further normal reports (null arm). Every prompt is sampled with the same seeds.
+  report writer (`finding_prompt_arms`): K normal reports, the same K reports with the finding written in and
+  nothing else changed (`add_effusion`), and K further normal reports (null arm). Every prompt is sampled with the
+  same seeds.
 - One prompt pair is not a measurement: on a small cohort each report acts as a key to a remembered patient, so
   changing only the *wording* of a normal report already changes the whole image. Averaging over K wordings and
   S seeds, and comparing with the null arm (normal vs other normal wording), separates the finding from that.
@@ -11,7 +12,8 @@ Design (what the choksi2025 effusion figure measures):
   bitfield of all findings), on patients with the finding on the prompted side. Radiological convention: the
   patient's right is on the image's left. The control region is its mirror image (same anatomy level, other side).
 - Statistic: per sample (prompt pair k, seed s) the signed difference finding - normal, mean over the region minus
-  mean over the control region (8-bit levels); mean, SD and standard error over the K x S samples. The cohort
+  mean over the control region (8-bit levels); averaged over seeds per prompt, then mean and standard error over
+  the K prompts (the prompt, not the sample, is the unit: seeds of one wording are not independent). The cohort
   reference is the same contrast between the real mean images of patients with and without the finding.
 """
 from __future__ import annotations
@@ -29,23 +31,72 @@ MASK_COLUMN = "mask"
 
 # ------------------------------------------------------------------ prompts
 
-def finding_prompt_arms(n: int, finding: str = "effusion", severity: str = "large", side: str = "right",
-                        location: str = "basal", seed: int = 0) -> tuple[list[str], list[str], list[str]]:
-    """(normal, finding, null): n prompts each, "FINDINGS: ... IMPRESSION: ..." as the phantom cohort writes them.
-    normal[k] and finding[k] share the wording seed (seed + k); null uses seeds seed + n + k."""
+def add_effusion(report: str, severity: str = "large", side: str = "right", wording_seed: int = 0) -> str:
+    """A normal phantom report ("FINDINGS: ... IMPRESSION: ...") with an effusion written in, as the phantom's report
+    writer would: its sentence first, the effusion negation narrowed to pneumothorax, 'The lungs are clear' (no
+    longer true) narrowed to 'No focal consolidation.', and the impression replaced. Everything else is kept word
+    for word, so the pair differs only by the finding."""
     from ..phantom.findings import Finding
+    from ..phantom.reporting import _NEGATIVES, _describe
+
+    if " IMPRESSION: " not in report or not report.startswith("FINDINGS: "):
+        raise MedsynthError("add_effusion needs a 'FINDINGS: ... IMPRESSION: ...' report")
+    text = report[len("FINDINGS: "):report.index(" IMPRESSION: ")]
+    negation = [n for n in _NEGATIVES["effusion+pneumothorax"] if n in text]
+    if len(negation) != 1:
+        raise MedsynthError("add_effusion needs a normal report with its effusion/pneumothorax negation")
+    text = text.replace(negation[0], "There is no pneumothorax." if negation[0].startswith("There is")
+                        else "No pneumothorax.")
+    text = text.replace("The lungs are clear without focal consolidation.", "No focal consolidation.")
+    location = "costophrenic" if severity == "small" else "basal"
+    body, impression = _describe(Finding("effusion", severity, side, location, None),
+                                 np.random.default_rng([wording_seed, 1]))
+    return f"FINDINGS: {body} {text} IMPRESSION: {impression}"
+
+
+def reword_normal(report: str) -> str:
+    """The matched null edit: a normal phantom report with the same places `add_effusion` touches (the opening heart
+    sentence, the effusion/pneumothorax negation, the impression) reworded to another of the report writer's normal
+    variants. Same size of text change, no finding."""
+    from ..phantom.reporting import _NEGATIVES, _NORMAL_IMPRESSION
+
+    if " IMPRESSION: " not in report or not report.startswith("FINDINGS: "):
+        raise MedsynthError("reword_normal needs a 'FINDINGS: ... IMPRESSION: ...' report")
+    text, impression = report[len("FINDINGS: "):].split(" IMPRESSION: ", 1)
+
+    def swap(s: str, options: list[str]) -> str:
+        present = [o for o in options if o in s]
+        if len(present) != 1:
+            raise MedsynthError(f"reword_normal: expected one of {options} in the report")
+        return s.replace(present[0], options[(options.index(present[0]) + 1) % len(options)])
+
+    text = swap(swap(text, _NEGATIVES["cardiomegaly"]), _NEGATIVES["effusion+pneumothorax"])
+    return f"FINDINGS: {text} IMPRESSION: {swap(impression, _NORMAL_IMPRESSION)}"
+
+
+def finding_prompt_arms(n: int, severity: str = "large", side: str = "right",
+                        seed: int = 0) -> tuple[list[str], list[str], list[str]]:
+    """(normal, finding, null): n prompts each, "FINDINGS: ... IMPRESSION: ..." in the phantom cohort's report
+    language (its report writer, wording seeds seed, seed+1, ...). finding[k] is normal[k] with an effusion written
+    in (`add_effusion`); null[k] is normal[k] reworded at the same places without a finding (`reword_normal`).
+    All 3n prompts are distinct."""
     from ..phantom.reporting import write_report
 
     if n < 1:
         raise MedsynthError("finding_prompt_arms needs at least one prompt per arm")
-
-    def report(findings, k):
-        text, impression = write_report(findings, np.random.default_rng(seed + k))
-        return f"FINDINGS: {text} IMPRESSION: {impression}"
-
-    present = [Finding(finding, severity, side, location, None)]
-    return ([report([], k) for k in range(n)], [report(present, k) for k in range(n)],
-            [report([], n + k) for k in range(n)])
+    normal, finding, null, w = [], [], [], seed
+    while len(normal) < n:
+        if w - seed > 100 * n + 100:
+            raise MedsynthError(f"the report writer gives fewer than {n} distinct wordings per arm")
+        text, impression = write_report([], np.random.default_rng(w))
+        report = f"FINDINGS: {text} IMPRESSION: {impression}"
+        edited, reworded = add_effusion(report, severity, side, w), reword_normal(report)
+        if len({report, edited, reworded} | set(normal) | set(finding) | set(null)) == 3 * (len(normal) + 1):
+            normal.append(report)
+            finding.append(edited)
+            null.append(reworded)
+        w += 1
+    return normal, finding, null
 
 
 def split_arms(prompts: Sequence[str], phrase: str) -> tuple[list[str], list[str], list[str]]:
@@ -117,20 +168,28 @@ def finding_region(df, results: str | Path, size: int, finding: str = "effusion"
 # ------------------------------------------------------------------ measurements
 
 def region_contrast(reference: np.ndarray, other: np.ndarray, region: np.ndarray, control: np.ndarray) -> dict:
-    """Paired samples (N, H, W) of 8-bit images: per sample d = other - reference; its mean over the region minus
-    its mean over the control region. Mean, SD, standard error over the N samples."""
-    if reference.shape != other.shape or reference.ndim != 3:
-        raise MedsynthError(f"region_contrast needs two (N, H, W) stacks of one shape, got {reference.shape} "
-                            f"and {other.shape}")
+    """Paired 8-bit samples (K prompts, S seeds, H, W) (or (N, H, W): one seed each): per sample d = other -
+    reference, its mean over the region minus its mean over the control region. The prompt is the unit of
+    replication (a report's wording moves the whole image, so seeds of one prompt are not independent): contrast =
+    mean of the K per-prompt means, contrast_se = their SD / sqrt(K)."""
+    if reference.shape != other.shape or reference.ndim not in (3, 4):
+        raise MedsynthError(f"region_contrast needs two (K, S, H, W) or (N, H, W) stacks of one shape, got "
+                            f"{reference.shape} and {other.shape}")
     if not region.any() or not control.any():
         raise MedsynthError("the region or its control is empty")
     d = other.astype(np.float64) - reference.astype(np.float64)
-    per = d[:, region].mean(1) - d[:, control].mean(1)
-    n = len(per)
-    sd = float(per.std(ddof=1)) if n > 1 else 0.0
-    return {"region_mean_diff": float(d[:, region].mean()), "control_mean_diff": float(d[:, control].mean()),
-            "contrast": float(per.mean()), "contrast_sd": sd, "contrast_se": float(sd / np.sqrt(n)) if n > 1 else None,
-            "mean_abs_diff": float(np.abs(d).mean()), "n": n}
+    if d.ndim == 3:
+        d = d[:, None]
+    per = d[..., region].mean(-1) - d[..., control].mean(-1)    # (K, S)
+    by_prompt = per.mean(1)
+    k = len(by_prompt)
+    sd = float(by_prompt.std(ddof=1)) if k > 1 else None
+    return {"region_mean_diff": float(d[..., region].mean()), "control_mean_diff": float(d[..., control].mean()),
+            "contrast": float(by_prompt.mean()), "contrast_sd_prompts": sd,
+            "contrast_se": float(sd / np.sqrt(k)) if k > 1 else None,
+            "contrast_sd_samples": float(per.std(ddof=1)) if per.size > 1 else None,
+            "mean_abs_diff": float(np.abs(d).mean()), "n_prompts": k, "n_samples": int(per.size),
+            "per_prompt": [float(v) for v in by_prompt]}
 
 
 def seed_spread(images: np.ndarray, region: np.ndarray | None = None) -> dict:
