@@ -120,3 +120,27 @@ def test_chambon2022_vae_study_cells(ci_run):
         assert (ci_run / "figures" / "chambon2022" / f"{name}.png").stat().st_size > 1000, name
     page = (ci_run / "report" / "chambon2022.html").read_text()
     assert "phantom_cxr (measured)" in page and "31.8" in page
+
+
+def test_chambon2022_adaptation_tables(ci_run):
+    """Studies 3-6: every strategy fine-tuned from the base entry's pipeline on few-shot rows, sampled with the
+    paper's prompts, scored into Table 4 (FID + domain distance per prompt) and Table 5 (classifier) cells."""
+    out = ci_run / "eval" / "chambon2022" / "adapt"
+    cells = json.loads((out / "cells.json").read_text())
+    t4 = {(c["row"], c["column"]): c for c in cells if c["table"] == "table4"}
+    t5 = {(c["row"], c["column"]): c for c in cells if c["table"] == "table5"}
+    assert t4[("Stable Diffusion", "A photo of a lung xray")]["value"] > 0
+    assert t4[("U-Net with prior preservation", "... with a visible pleural effusion")]["provenance"]["reference"] \
+        == "Pleural Effusion"
+    assert t4[("Token embedding (style, lung)", "A photo in the style of a lung xray")]["provenance"]["stand_in"]
+    assert any(c["table"] == "table4_domain" and c["value"] is not None for c in cells)
+    for row in ("Original model", "U-Net, no prior", "U-Net, with prior", "Textual inversion"):
+        assert {col for (r, col) in t5 if r == row} == {"AUC", "Accuracy", "F1", "Precision", "Recall"}
+        assert 0 <= t5[(row, "Accuracy")]["value"] <= 1 and t5[(row, "Accuracy")]["provenance"]["n"] == 8
+    rows = pd.read_parquet(ci_run / "models" / "chambon2022_unet_prior" / "rows.parquet")
+    assert set(rows["prompt"]) <= {"a photo of a lung xray", "a photo of a lung xray with a visible pleural effusion"}
+    assert json.loads((ci_run / "models" / "chambon2022_unet_nf" / "diffusion_train.json").read_text())[
+        "base_model"] == "chambon2022_base"
+    assert "prior_beats_no_prior_auc" in json.loads((out / "findings.json").read_text())
+    assert (ci_run / "figures" / "chambon2022" / "adapt_samples_chambon2022_unet_prior.png").stat().st_size > 1000
+    assert "U-Net with prior preservation" in (ci_run / "report" / "chambon2022.html").read_text()
