@@ -144,3 +144,33 @@ def test_chambon2022_adaptation_tables(ci_run):
     assert "prior_beats_no_prior_auc" in json.loads((out / "findings.json").read_text())
     assert (ci_run / "figures" / "chambon2022" / "adapt_samples_chambon2022_unet_prior.png").stat().st_size > 1000
     assert "U-Net with prior preservation" in (ci_run / "report" / "chambon2022.html").read_text()
+
+
+def test_snakemake_report_carries_paper_tables_and_figures(ci_run):
+    """`snakemake --report` on the finished CI run: the standard Snakemake HTML report holds the paper pages (tables)
+    and the figures, by category, with the files embedded."""
+    import base64
+    import re
+
+    from tests.conftest import REPO
+
+    work, out = ci_run.parent, ci_run.parent / "snakemake_report.html"
+    cmd = [
+        sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(work),
+        "--configfile", str(REPO / "config.yaml"), str(REPO / "config" / "ci.yaml"),
+        "--config", f"results={ci_run}", "--cores", "1", "--report", str(out),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    html = out.read_text()
+    categories = json.loads(re.search(r"var categories = (\{.*?\});\n", html).group(1))
+    assert {"Papers", "Index", "Phantom cohort", "Preprocessing", "chambon2022"} <= set(categories)
+    pages = {p.rsplit("/", 1)[-1] for sub in categories["Papers"].values() for p in sub}
+    assert {"choksi2025.html", "chambon2022.html", "xing2024.html"} <= pages
+    results = json.loads(re.search(r"var results = (\{.*?\});\n", html, re.S).group(1))
+    page = results[str(ci_run / "report" / "choksi2025.html")]
+    assert page["labels"] == {"paper": "choksi2025"}
+    embedded = base64.b64decode(page["data_uri"].split("base64,", 1)[1]).decode()
+    assert embedded == (ci_run / "report" / "choksi2025.html").read_text()  # the paper's table, measured beside published
+    figures = [r for r in results.values() if r["mime_type"] == "image/png"]
+    assert any(r["name"] == "findings.png" for r in figures) and any(r["name"].startswith("tsne_") for r in figures)
