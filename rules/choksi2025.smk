@@ -60,7 +60,7 @@ rule choksi2025_classifier:
         card=f"{R}/models/classifier/{CH_DATASET}/model.json",
     output:
         json=f"{CH_OUT}/classifier_auc.json",
-        figure=f"{CH_FIG}/classifier_auc.png",
+        figure=report(f"{CH_FIG}/classifier_auc.png", category="choksi2025"),
     params:
         **ch_params(),
         results=lambda wc, input: results_of(input.weights, 3),
@@ -86,9 +86,9 @@ rule choksi2025_figures:
         vae_summary=f"{R}/models/{CH_MODEL}/vae_train.json",
         diffusion_summary=f"{R}/models/{CH_MODEL}/diffusion_train.json",
     output:
-        grid=f"{CH_FIG}/sample_grid.png",
-        effusion=f"{CH_FIG}/effusion_text_control.png",
-        curves=f"{CH_FIG}/training_curves.png",
+        grid=report(f"{CH_FIG}/sample_grid.png", category="choksi2025"),
+        effusion=report(f"{CH_FIG}/effusion_text_control.png", category="choksi2025"),
+        curves=report(f"{CH_FIG}/training_curves.png", category="choksi2025"),
         effect=f"{CH_OUT}/effusion_effect.json",
     params:
         **ch_params(),
