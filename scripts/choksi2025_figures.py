@@ -1,7 +1,7 @@
 """Step: choksi2025 figures: sample grid of the poster's six prompts, the effusion text-control figure and its
 measurement (K normal reports vs the same reports with a right pleural effusion written in vs the same reports
-reworded without a finding, same seeds; signed difference in the cohort's effusion region vs its mirror image, against the null arm and the real
-cohort's own contrast), training curves."""
+reworded without a finding, same seeds; signed difference in the cohort's effusion region vs its mirror image,
+against the null arm and the real cohort's own contrast), training curves."""
 import textwrap
 from pathlib import Path
 
@@ -66,7 +66,8 @@ size = normal.shape[-1]
 manifest = read_table(snakemake.input.manifest)
 region, control, n_masks = finding_region(manifest, p.results, size, FINDING, SIDE, SEVERITIES)
 effect = {"dataset": p.dataset, "scale": p.scale, "finding": f"{'/'.join(SEVERITIES)} {SIDE} pleural effusion "
-          f"(prompted: '{FINDING_PHRASE}')", "n_prompts_per_arm": len(finding_prompts), "seeds": [int(s) for s in seeds],
+          f"(prompted: '{FINDING_PHRASE}')", "n_prompts_per_arm": len(finding_prompts),
+          "seeds": [int(s) for s in seeds],
           "n_samples_per_arm": int(finding.shape[0] * finding.shape[1]), "steps": int(table["steps"][0]),
           "guidance_scale": float(table["guidance_scale"][0]),
           "mean_abs_diff": {"finding_vs_normal": float(np.abs(finding - normal).mean()),
@@ -79,7 +80,8 @@ if region is None:  # a tiny cohort may hold no such effusion: say so instead of
                                                 "in the cohort: no region to measure"})
 else:
     effect["region"] = {"definition": f"pixels where >= half the peak fraction of {n_masks} {SIDE}/bilateral "
-                                      f"{'/'.join(SEVERITIES)} effusion masks (effusion bit; bilateral: {SIDE} half) lie; "
+                                      f"{'/'.join(SEVERITIES)} effusion masks (effusion bit; bilateral: {SIDE} half) "
+                                      "lie; "
                                       "radiological convention: patient's right = image left",
                         "control": "the region mirrored left-right (pixels in both dropped)",
                         "fraction": float(region.mean()), "n_masks": int(n_masks)}
@@ -135,7 +137,8 @@ if region is not None:
     verdict_text = {True: "localised", False: "NOT localised", None: "undetermined"}[effect["localised"]]
     head = (f"Text control ({verdict_text}): region (yellow) - control (cyan, mirrored) difference "
             f"{e['contrast']:+.1f} +- {e['contrast_se'] or float('nan'):.1f} SE for the effusion edit, "
-            f"{n['contrast']:+.1f} +- {n['contrast_se'] or float('nan'):.1f} for the null (rewording);\nreal cohort {effect.get('cohort_reference', {}).get('contrast', float('nan')):+.1f}; "
+            f"{n['contrast']:+.1f} +- {n['contrast_se'] or float('nan'):.1f} for the null (rewording);\nreal cohort "
+            f"{effect.get('cohort_reference', {}).get('contrast', float('nan')):+.1f}; "
             f"seed-to-seed SD {(effect['seed_spread'] or {}).get('region', float('nan')):.1f} in the region (real "
             f"normal patients {((reference or {}).get('between_patient_sd') or {}).get('region', float('nan')):.1f}) "
             f"({effect['n_prompts_per_arm']} reports x {len(seeds)} seeds per arm). "

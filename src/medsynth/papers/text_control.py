@@ -3,11 +3,11 @@
 Design (what the choksi2025 effusion figure measures):
 - Prompts come in three arms of K reports each, written in the cohort's own report language by the phantom's
   report writer (`finding_prompt_arms`): K normal reports, the same K reports with the finding written in and
-  nothing else changed (`add_effusion`), and K further normal reports (null arm). Every prompt is sampled with the
-  same seeds.
+  nothing else changed (`add_effusion`), and the same K reports reworded at the same places without a finding
+  (`reword_normal`, the null arm). Every prompt is sampled with the same seeds.
 - One prompt pair is not a measurement: on a small cohort each report acts as a key to a remembered patient, so
   changing only the *wording* of a normal report already changes the whole image. Averaging over K wordings and
-  S seeds, and comparing with the null arm (normal vs other normal wording), separates the finding from that.
+  S seeds, and comparing with the null arm (normal vs the same report reworded), separates the finding from that.
 - Where the finding lives: the cohort's own lesion masks, the finding's bit only (the phantom's lesion PNG is a
   bitfield of all findings), on patients with the finding on the prompted side. Radiological convention: the
   patient's right is on the image's left. The control region is its mirror image (same anatomy level, other side).
