@@ -1,6 +1,7 @@
 # Config validation (before any job runs) and the path helpers every rule file uses.
 from pathlib import Path
 
+from medsynth import families
 from medsynth import workflow as wf
 from medsynth.report import screenshot
 from medsynth.errors import MedsynthError
@@ -76,9 +77,39 @@ def all_targets(wildcards):
     return targets
 
 
-# --- latent-diffusion model entries (rules/train.smk, rules/sample.smk) ---
+# --- model entries of every family (rules/train.smk, rules/sample.smk; medsynth.families) ---
 def model_cfg(wildcards):
     return config["models"][wildcards.model]
+
+
+# Families trained by the generic train_model_stage rule; ldm2d keeps its own rules (train_vae, train_diffusion).
+GENERIC_KINDS = [k for k in families.FAMILIES if k != "ldm2d"]
+
+
+def model_family(model):
+    return families.family_of(config["models"][model])
+
+
+def models_of_kind(*kinds):
+    return [m for m, entry in config.get("models", {}).items() if families.kind_of(entry) in kinds]
+
+
+def model_folder(model):
+    """The folder a model entry's family loads to sample or edit: its last stage's."""
+    return f"{R}/models/{model}/{model_family(model).sample_dir}"
+
+
+def model_final(wildcards):
+    """The done-marker of a model entry's last training stage (what sampling and editing wait for)."""
+    fam = model_family(wildcards.model)
+    return f"{R}/models/{wildcards.model}/{fam.marker(fam.stages[-1])}"
+
+
+def model_earlier_stages(wildcards):
+    """Done-markers of the stages before {stage} of a model entry (generic train_model_stage rule)."""
+    fam = model_family(wildcards.model)
+    before = fam.stages[: fam.stages.index(wildcards.stage)]
+    return {s: f"{R}/models/{wildcards.model}/{fam.marker(s)}" for s in before}
 
 
 def model_dataset_manifest(wildcards):

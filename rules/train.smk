@@ -82,3 +82,34 @@ rule train_diffusion:
         "../envs/train.yaml"
     script:
         "../scripts/train_diffusion.py"
+
+
+rule train_model_stage:
+    # Every other family (medsynth.families: ddpm3d, pix2pix3d, vq_ar, ...): stage {stage} of model {model}, after
+    # its earlier stages; the family trains and saves it, the marker family.json says it finished.
+    input:
+        unpack(lambda wc: {"manifest": model_manifest(wc), **model_earlier_stages(wc)}),
+    output:
+        marker=f"{R}/models/{{model}}/{{stage}}/family.json",
+        summary=f"{R}/models/{{model}}/{{stage}}_train.json",
+    wildcard_constraints:
+        model="|".join(models_of_kind(*GENERIC_KINDS)) or "NONE",
+        stage="|".join(sorted({s for k in GENERIC_KINDS for s in families.family(k).stages})) or "NONE",
+    params:
+        model=model_cfg,
+        seed=config["seed"],
+        work=lambda wc, output: str(Path(output.summary).parent / "work" / wc.stage),
+        results=lambda wc, input: results_of(input.manifest, 2),
+    log:
+        logpath("train_model_stage", "model", "stage"),
+    benchmark:
+        benchpath("train_model_stage", "model", "stage")
+    threads: 2
+    resources:
+        mem_mb=16000,
+        runtime=2880,
+        gpu=model_gpus,
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../scripts/train_model_stage.py"

@@ -318,7 +318,7 @@ def test_cli_train_runs_both_stages_of_a_scratch_entry(tmp_path):
     vae_summary = json.loads((tmp_path / "vae.json").read_text())
     assert vae_summary["steps"] == 2 and vae_summary["scaling_factor"] > 0 and vae_summary["processes"] == 1
     args = stage_arguments("diffusion", work=tmp_path / "wd", out=tmp_path / "pipe", summary=tmp_path / "d.json",
-                           vae=tmp_path / "vae", **common)
+                           inputs={"vae": tmp_path / "vae"}, **common)
     assert cli.main(["train", *args]) == 0
     summary = json.loads((tmp_path / "d.json").read_text())
     assert summary["strategy"] == "scratch" and summary["steps"] == 2 and len(summary["val_loss"]) == 2
@@ -444,7 +444,7 @@ def test_run_stage_on_two_processes(tmp_path, monkeypatch):
     monkeypatch.setattr(launch, "launch_command", cpu_launcher)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     summary = launch.run_stage("diffusion", entry, tmp_path / "manifest.parquet", tmp_path, tmp_path / "wd",
-                               tmp_path / "pipe", tmp_path / "d.json", 0, vae=tmp_path / "vae", gpus=2)
+                               tmp_path / "pipe", tmp_path / "d.json", 0, inputs={"vae": tmp_path / "vae"}, gpus=2)
     assert seen == [(2, "no")] and json.loads((tmp_path / "wd" / "model.json").read_text()) == entry
     assert summary["processes"] == 2 and summary["steps"] == 2  # one process group of two
     assert (tmp_path / "wd" / "accelerate-diffusion.log").read_text().count(str(tmp_path / "d.json")) == 2

@@ -3,10 +3,10 @@
   medsynth generate --pipeline DIR --prompt "left pleural effusion" --out x.png --seed 0 [--steps 50]
                     [--guidance 7.5] [--sampler ddim] [--negative-prompt ""] [--count N]
                     [--init-image xray.png --strength 0.6 [--mask lung_mask.png]]     (img2img / SDEdit)
-  medsynth train {vae,diffusion} --model-config model.json|yaml --manifest manifest.parquet --results DIR
-                 --work DIR --out DIR --summary summary.json [--seed 0] [--vae DIR]
+  medsynth train STAGE --model-config model.json|yaml --manifest manifest.parquet --results DIR
+                 --work DIR --out DIR --summary summary.json [--seed 0] [--input STAGE=DIR ...]
 
-`train` runs one stage of a config model entry; start it under `accelerate launch --num_processes N` for N GPUs
+`train` runs one stage of a config model entry (the stages of its family, `kind:`: ldm2d has vae, diffusion); start it under `accelerate launch --num_processes N` for N GPUs
 (the Snakemake train rules do that when a job has more than one GPU).
 
 Errors the user can fix are printed as one line (exit status 2), not a traceback.
@@ -39,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--strength", type=float, default=0.8, help="img2img: int(strength * steps) denoising steps run")
     gen.add_argument("--mask", default=None, help="img2img: grayscale mask, white = may change, black = kept")
     tr = sub.add_parser("train", help="train one stage of a model entry (run under `accelerate launch` for >1 GPU)")
-    tr.add_argument("stage", choices=["vae", "diffusion"])
+    tr.add_argument("stage", help="a training stage of the entry's model family (ldm2d: vae, diffusion)")
     tr.add_argument("--model-config", required=True, help="the model entry (`models: <name>:` block) as JSON/YAML")
     tr.add_argument("--manifest", required=True, help="dataset manifest (split, image, prompt columns)")
     tr.add_argument("--results", required=True, help="folder the manifest's image paths are relative to")
@@ -47,7 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", required=True, help="output: VAE folder (vae) or pipeline folder (diffusion)")
     tr.add_argument("--summary", required=True, help="summary JSON written at the end")
     tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--vae", default=None, help="trained VAE folder (diffusion stage of a from-scratch model)")
+    tr.add_argument("--input", action="append", default=[], metavar="STAGE=DIR",
+                    help="an earlier stage's folder, e.g. vae=models/m/vae (repeat for several)")
+    tr.add_argument("--vae", default=None, help="same as --input vae=DIR")
     return parser
 
 
@@ -62,8 +64,14 @@ def train(args) -> Path:
     model_cfg = yaml.safe_load(path.read_text())  # YAML is a superset of JSON
     if not isinstance(model_cfg, dict):
         raise MedsynthError(f"model config {path} is not a mapping (give one `models:` entry)")
+    inputs = {}
+    for item in args.input + ([f"vae={args.vae}"] if args.vae else []):
+        name, sep, folder = item.partition("=")
+        if not sep or not name or not folder:
+            raise MedsynthError(f"--input {item!r}: give STAGE=DIR")
+        inputs[name] = Path(folder)
     run_stage_here(args.stage, model_cfg, Path(args.manifest), Path(args.results), Path(args.work), Path(args.out),
-                   Path(args.summary), args.seed, Path(args.vae) if args.vae else None)
+                   Path(args.summary), args.seed, inputs)
     return Path(args.summary)
 
 

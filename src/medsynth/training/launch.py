@@ -17,21 +17,23 @@ import sys
 from pathlib import Path
 
 from ..errors import MedsynthError
+from ..families import StageJob, family_of
 from ..io import read_json, write_json
-
-STAGES = ("vae", "diffusion")
 
 
 def stage_arguments(stage: str, model_config: Path, manifest: Path, results: Path, work: Path, out: Path,
-                    summary: Path, seed: int, vae: Path | None = None) -> list[str]:
-    """Arguments of `medsynth train` for one stage."""
-    if stage not in STAGES:
-        raise MedsynthError(f"unknown training stage '{stage}'; choose one of {', '.join(STAGES)}")
+                    summary: Path, seed: int, inputs: dict | None = None) -> list[str]:
+    """Arguments of `medsynth train` for one stage (`inputs`: earlier stages' folders by stage name)."""
     args = [stage, "--model-config", str(model_config), "--manifest", str(manifest), "--results", str(results),
             "--work", str(work), "--out", str(out), "--summary", str(summary), "--seed", str(int(seed))]
-    if vae is not None:
-        args += ["--vae", str(vae)]
+    for name, folder in sorted((inputs or {}).items()):
+        args += ["--input", f"{name}={folder}"]
     return args
+
+
+def mixed_precision(model_cfg: dict, stage: str) -> str:
+    """A stage's `train.mixed_precision`: its config block is model_cfg[stage] (see medsynth.families)."""
+    return ((model_cfg.get(stage) or {}).get("train") or {}).get("mixed_precision", "no")
 
 
 def launch_command(n_processes: int, stage_args: list[str], mixed_precision: str = "no",
@@ -44,17 +46,17 @@ def launch_command(n_processes: int, stage_args: list[str], mixed_precision: str
 
 
 def run_stage(stage: str, model_cfg: dict, manifest: Path, results: Path, work: Path, out: Path, summary: Path,
-              seed: int, vae: Path | None = None, gpus: int = 0, log=None) -> dict:
+              seed: int, inputs: dict | None = None, gpus: int = 0, log=None) -> dict:
     """Train one stage and write its summary JSON; on more than one GPU through `accelerate launch` (the launched
     processes' output goes to work/accelerate-<stage>.log)."""
+    family_of(model_cfg).check_stage(stage)
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
     if int(gpus or 0) > 1:
         config_path = work / "model.json"
         config_path.write_text(json.dumps(model_cfg, indent=2, sort_keys=True))
-        block = model_cfg["vae" if stage == "vae" else "diffusion"]["train"]
         cmd = launch_command(int(gpus), stage_arguments(stage, config_path, manifest, results, work, out, summary,
-                                                        seed, vae), block.get("mixed_precision", "no"))
+                                                        seed, inputs), mixed_precision(model_cfg, stage))
         out_log = work / f"accelerate-{stage}.log"
         if log is not None:
             log.info("multi-GPU: %s (output: %s)", " ".join(cmd), out_log)
@@ -64,23 +66,18 @@ def run_stage(stage: str, model_cfg: dict, manifest: Path, results: Path, work: 
             raise MedsynthError(f"`accelerate launch` of the {stage} stage on {gpus} GPUs failed (exit status "
                                 f"{proc.returncode}); see {out_log}")
         return read_json(summary)
-    return run_stage_here(stage, model_cfg, manifest, results, work, out, summary, seed, vae)
+    return run_stage_here(stage, model_cfg, manifest, results, work, out, summary, seed, inputs)
 
 
 def run_stage_here(stage: str, model_cfg: dict, manifest: Path, results: Path, work: Path, out: Path,
-                   summary: Path, seed: int, vae: Path | None = None) -> dict:
+                   summary: Path, seed: int, inputs: dict | None = None) -> dict:
     """One process's part of a stage (all processes of a launch call this; the main one writes the summary)."""
     from ..io import read_table
     from .loop import distributed_state
-    from .stages import train_diffusion_stage, train_vae_stage
 
-    df = read_table(manifest)
-    if stage == "vae":
-        result = train_vae_stage(df, Path(results), model_cfg, Path(work), Path(out), seed)
-    elif stage == "diffusion":
-        result = train_diffusion_stage(df, Path(results), model_cfg, vae and Path(vae), Path(work), Path(out), seed)
-    else:
-        raise MedsynthError(f"unknown training stage '{stage}'; choose one of {', '.join(STAGES)}")
+    job = StageJob(model_cfg=model_cfg, manifest=read_table(manifest), results=Path(results), work=Path(work),
+                   out=Path(out), seed=int(seed), inputs={k: Path(v) for k, v in (inputs or {}).items()})
+    result = family_of(model_cfg).train_stage(stage, job)
     state = distributed_state()
     result["processes"] = state.num_processes
     if state.is_main_process:

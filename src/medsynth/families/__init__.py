@@ -1,0 +1,10 @@
+"""Model families (see `registry`): each `kind:` a `models:` entry may name, registered once here."""
+from .registry import DEFAULT_KIND, FAMILIES, Family, StageJob, family, family_of, kind_of, register
+
+register(Family(
+    kind="ldm2d", module="medsynth.families.ldm2d", stages=("vae", "diffusion"),
+    description="2D latent diffusion: VAE + text-conditioned U-Net (diffusers pipeline folder)",
+    stage_dirs={"diffusion": "pipeline"}, markers={"vae": "config.json", "diffusion": "unet/config.json"},
+    can_edit=True))
+
+__all__ = ["DEFAULT_KIND", "FAMILIES", "Family", "StageJob", "family", "family_of", "kind_of", "register"]
