@@ -1,6 +1,8 @@
 """Real-data hardening (issue 16): bad weights files, bad inputs, pseudonymisation, config errors."""
 import pickle
 
+import pandas as pd
+
 import pytest
 
 from medsynth.errors import MedsynthError
@@ -30,3 +32,49 @@ def test_pickled_code_in_weights_is_refused_not_run(tmp_path):
     bad.write_bytes(pickle.dumps(Evil()))
     with pytest.raises(MedsynthError, match="evil.pth"):
         load_tensor_file(bad, "Inception")
+
+
+PP = {"preprocess": {"image_size": 16, "resize": "pad", "interpolation": "area", "bit_depth": 8,
+                     "frontal_only": False, "clahe": {"enabled": False}}}
+
+
+def test_mimic_missing_jpeg_is_a_recorded_reject_and_the_rest_goes_on(tmp_path):
+    from fixtures_datasets import make_mimic
+    from medsynth.adapters import AdapterContext, build_manifest
+    from medsynth.preprocess import process_shard
+
+    root = make_mimic(tmp_path / "mimic")
+    (root / "files/p11/p11000123/s50000003/d-0005.jpg").unlink()
+    ctx = AdapterContext(name="mimic_cxr", adapter="mimic_cxr", cfg={"root": str(root)}, key=b"k",
+                         results=tmp_path / "results")
+    raw = build_manifest(ctx)
+    done, rejects = process_shard("image", raw, PP, tmp_path / "results/preprocessed/m/shards/00000",
+                                  tmp_path / "results")
+    assert len(done) == len(raw) - 1
+    assert rejects["reason"].tolist() == ["missing file"]
+
+
+def test_zero_byte_dicom_is_an_empty_file_reject(tmp_path):
+    from medsynth.errors import RejectedInput
+    from medsynth.preprocess import process_shard
+    from medsynth.preprocess.images import load_image, load_levels
+
+    empty = tmp_path / "empty.dcm"
+    empty.write_bytes(b"")
+    for load in (load_image, load_levels):
+        with pytest.raises(RejectedInput) as err:  # the library's reject error, never cv2.error
+            load(empty)
+        assert err.value.reason == "empty file"
+    rows = pd.DataFrame({"id": ["a"], "source": [str(empty)], "view": [""], "split": ["train"]})
+    _, rejects = process_shard("image", rows, PP, tmp_path / "out", tmp_path)
+    assert rejects["reason"].tolist() == ["empty file"]
+
+
+def test_undecodable_bytes_are_unreadable_not_a_cv2_error(tmp_path):
+    from medsynth.errors import RejectedInput
+    from medsynth.preprocess.images import load_image
+
+    junk = tmp_path / "junk.jpg"
+    junk.write_bytes(b"\xff\xd8\xff" + b"\x00" * 7)
+    with pytest.raises(RejectedInput):
+        load_image(junk)
