@@ -265,8 +265,9 @@ def test_baselines_and_tsne():
         np.random.default_rng(0).normal(size=(12, 5)), seed=0))
 
 
-def test_paper_scale_config_validates_and_names_the_papers_rows(repo, tmp_path):
+def test_paper_scale_config_validates_and_names_the_papers_rows(repo, tmp_path, monkeypatch):
     """config.yaml + config/mimic_cxr.yaml + config/chambon2022_paper.yaml: the documented paper-scale stack."""
+    monkeypatch.setenv("MEDSYNTH_PSEUDONYM_KEY", "test-secret")  # real data refuses the public demo key
     import yaml
     from snakemake.utils import update_config
 

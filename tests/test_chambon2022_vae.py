@@ -237,9 +237,10 @@ def test_figures(tmp_path):
     json.dumps(V.table_cells(_metrics(), "demo"))  # cells are plain JSON
 
 
-def test_paper_config_names_real_backbones_and_sd_vae(repo, tmp_path):
+def test_paper_config_names_real_backbones_and_sd_vae(repo, tmp_path, monkeypatch):
     """config/chambon2022_paper.yaml: SD v1.4's VAE at 512 px on MIMIC-CXR (Table 1) and CheXpert (Table 6), the real
     FID Inception and torchxrayvision's DenseNet -- no stand-in named, so nothing can fall back silently."""
+    monkeypatch.setenv("MEDSYNTH_PSEUDONYM_KEY", "test-secret")  # real data refuses the public demo key
     import yaml
     from snakemake.utils import update_config
 

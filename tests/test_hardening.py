@@ -78,3 +78,35 @@ def test_undecodable_bytes_are_unreadable_not_a_cv2_error(tmp_path):
     junk.write_bytes(b"\xff\xd8\xff" + b"\x00" * 7)
     with pytest.raises(RejectedInput):
         load_image(junk)
+
+
+# ---------------------------------------------------------------- pseudonymisation of real data
+def _real_config(tmp_path, **pseudonym):
+    root = tmp_path / "mimic"
+    root.mkdir(exist_ok=True)
+    return {"results": str(tmp_path / "results"), "pseudonym": {"key": "medsynth-demo-key", **pseudonym},
+            "datasets": {"mimic_cxr": {"adapter": "mimic_cxr", "root": str(root)}}}
+
+
+def test_real_data_refuses_the_public_demo_key(repo, tmp_path, monkeypatch):
+    from medsynth import workflow as wf
+    from medsynth.ids import resolve_key
+
+    monkeypatch.delenv("MEDSYNTH_PSEUDONYM_KEY", raising=False)
+    with pytest.raises(MedsynthError) as err:
+        wf.validate_config(_real_config(tmp_path), repo / "schemas" / "config.schema.yaml")
+    msg = str(err.value)
+    assert "\n" not in msg and "export MEDSYNTH_PSEUDONYM_KEY" in msg and "pseudonym.key_file" in msg
+    # the phantom (no real patients) keeps the demo key; a real dataset gets the secret from env or file
+    assert resolve_key({"key": "medsynth-demo-key"}) == b"medsynth-demo-key"
+    secret = tmp_path / "key.txt"
+    secret.write_text("s3cret\n")
+    cfg = _real_config(tmp_path, key_file=str(secret))
+    wf.validate_config(cfg, repo / "schemas" / "config.schema.yaml")
+    assert resolve_key(cfg["pseudonym"], real_data=True) == b"s3cret"
+    monkeypatch.setenv("MEDSYNTH_PSEUDONYM_KEY", "from-env")
+    assert resolve_key(cfg["pseudonym"], real_data=True) == b"from-env"
+    monkeypatch.delenv("MEDSYNTH_PSEUDONYM_KEY")
+    secret.write_text("")
+    with pytest.raises(MedsynthError, match="pseudonym.key_file.*empty"):
+        resolve_key(cfg["pseudonym"], real_data=True)

@@ -52,6 +52,15 @@ def validate_config(config: dict, schema_path: str | Path) -> None:
                 raise MedsynthError(f"dataset '{name}' missing: datasets.{name}.root = {root} is not a folder")
         if ds["adapter"] in PHANTOM_ADAPTERS and "phantom" not in config:
             raise MedsynthError(f"config error at 'datasets.{name}': the phantom adapters need a 'phantom' block")
+    if real_datasets(config):
+        from .ids import resolve_key
+
+        resolve_key(config.get("pseudonym") or {}, real_data=True)  # before any job: no secret, no real-data run
+
+
+def real_datasets(config: dict) -> list[str]:
+    """The datasets read from a user's copy of a real cohort (not the phantom or data shipped in packages)."""
+    return [name for name, ds in config["datasets"].items() if ds["adapter"] in REAL_ADAPTERS]
 
 
 def kind(config: dict, dataset: str) -> str:
