@@ -54,6 +54,32 @@ def test_mimic_missing_jpeg_is_a_recorded_reject_and_the_rest_goes_on(tmp_path):
     assert rejects["reason"].tolist() == ["missing file"]
 
 
+def test_shareable_dataset_outputs_hold_no_original_identifiers(tmp_path):
+    """MIMIC's paths name subject (p10000032), study (s50414267) and dicom ids: after the merge, the shareable
+    manifest and rejects carry pseudonymous ids only; the private raw manifest keeps the id -> source mapping."""
+    from fixtures_datasets import MIMIC_LAYOUT, make_mimic
+    from medsynth.adapters import AdapterContext, build_manifest
+    from medsynth.preprocess import process_shard
+    from medsynth.sharding import merge_shards
+
+    root = make_mimic(tmp_path / "mimic")
+    (root / "files/p11/p11000123/s50000003/d-0005.jpg").unlink()
+    ctx = AdapterContext(name="mimic_cxr", adapter="mimic_cxr", cfg={"root": str(root)}, key=b"k",
+                         results=tmp_path / "results")
+    raw = build_manifest(ctx)
+    shard = tmp_path / "results/preprocessed/m/shards/00000"
+    done, rejects = process_shard("image", raw, PP, shard, tmp_path / "results")
+    done.to_parquet(shard / "manifest.parquet")
+    rejects.to_csv(shard / "rejects.csv", index=False)
+    out, rej, _ = merge_shards(raw, [shard])
+    shared = out.astype(str).to_csv() + rej.astype(str).to_csv()
+    raw_ids = [s for s in MIMIC_LAYOUT] + [st for studies in MIMIC_LAYOUT.values() for st, _ in studies]
+    raw_ids += [d for studies in MIMIC_LAYOUT.values() for _, imgs in studies for d, _ in imgs]
+    assert not [r for r in raw_ids if r in shared]
+    assert str(root) not in shared and len(rej) == 1 and rej["reason"].tolist() == ["missing file"]
+    assert set(raw.set_index("id").loc[rej["id"], "source"].str.contains("d-0005"))  # the private mapping
+
+
 def test_zero_byte_dicom_is_an_empty_file_reject(tmp_path):
     from medsynth.errors import RejectedInput
     from medsynth.preprocess import process_shard
