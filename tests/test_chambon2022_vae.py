@@ -161,7 +161,7 @@ def test_study_config_checks():
                        ({"fid": {}}, "fid.backbone"), ({"scorer": None}, "vae_study.scorer")]:
         with pytest.raises(MedsynthError, match=match):
             V.study_tables({**study, **bad}, config)
-    with pytest.raises(MedsynthError, match="paper-scale run must use the real FID"):
+    with pytest.raises(MedsynthError, match="config error at .chambon2022.vae_study.fid.backbone.: scale: paper"):
         V.study_tables(study, {**config, "scale": "paper"})
 
 

@@ -136,3 +136,119 @@ def test_real_data_refuses_the_public_demo_key(repo, tmp_path, monkeypatch):
     secret.write_text("")
     with pytest.raises(MedsynthError, match="pseudonym.key_file.*empty"):
         resolve_key(cfg["pseudonym"], real_data=True)
+
+
+# ---------------------------------------------------------------- paper-scale configs must start
+def _readme_commands(repo):
+    """(config files, targets) of every README command line that names --configfile."""
+    import shlex
+
+    out = []
+    for line in (repo / "README.md").read_text().splitlines():
+        line = line.split("#")[0].strip()
+        if "snakemake" not in line or "--configfile" not in line:
+            continue
+        words = shlex.split(line)[1:]
+        files, targets, i = [], [], 0
+        while i < len(words):
+            w = words[i]
+            if w == "--configfile":
+                i += 1
+                while i < len(words) and words[i].endswith((".yaml", ".yml")):
+                    files.append(words[i])
+                    i += 1
+                continue
+            if w in ("--profile", "--cores", "-j"):
+                i += 2
+                continue
+            if not w.startswith("-"):
+                targets.append(w)
+            i += 1
+        if (files, targets) not in out:
+            out.append((files, targets))
+    return out
+
+
+def _fake_real_inputs(repo, tmp_path, files):
+    """A config overlay with fake dataset roots and fake weights files for the real datasets the files add."""
+    import yaml
+    from snakemake.utils import update_config
+
+    from medsynth.workflow import REAL_ADAPTERS
+
+    merged = {}
+    for f in files:
+        update_config(merged, yaml.safe_load((repo / f).read_text()))
+    weights = tmp_path / "weights.pth"
+    weights.write_bytes(b"fake")
+    overlay = {"datasets": {}, "metrics": {"inception_weights": str(weights)}, "xrv_weights": str(weights)}
+    for name, ds in merged["datasets"].items():
+        if ds["adapter"] in REAL_ADAPTERS:
+            (tmp_path / "data" / name).mkdir(parents=True)
+            overlay["datasets"][name] = {"root": str(tmp_path / "data" / name)}
+    path = tmp_path / "fake_roots.yaml"
+    path.write_text(yaml.safe_dump(overlay))
+    return merged, path
+
+
+def _dry_run(repo, tmp_path, files, targets, env):
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", *targets, "-n", "--cores", "1", "--directory", str(tmp_path / "run"),
+         "--configfile", *files],
+        cwd=repo, capture_output=True, text=True, timeout=300, env={**os.environ, **env})
+
+
+def test_readme_real_data_commands_build_their_dag(repo, tmp_path):
+    from _fake_models import fake_hf_cache
+
+    commands = _readme_commands(repo)
+    assert any("config/chambon2022_paper.yaml" in f for f, _ in commands)
+    assert any("config/choksi2025_openi.yaml" in f for f, _ in commands)
+    for k, (files, targets) in enumerate(commands):
+        work = tmp_path / f"cmd{k}"
+        work.mkdir()
+        merged, overlay = _fake_real_inputs(repo, work, files)
+        cache = fake_hf_cache(work / "hf", merged)
+        env = {"HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "MEDSYNTH_PSEUDONYM_KEY": "test-secret"}
+        proc = _dry_run(repo, work, [*files, str(overlay)], targets, env)
+        assert proc.returncode == 0, (files, targets, (proc.stdout + proc.stderr)[-1500:])
+
+
+def test_missing_models_stop_the_dry_run_one_line_each_naming_the_key(repo, tmp_path):
+    files = ["config.yaml", "config/openi.yaml", "config/choksi2025_openi.yaml"]
+    _, overlay = _fake_real_inputs(repo, tmp_path, files)
+    env = {"HF_HUB_CACHE": str(tmp_path / "empty_cache"), "HF_HUB_OFFLINE": "1", "MEDSYNTH_PSEUDONYM_KEY": "s"}
+    proc = _dry_run(repo, tmp_path, [*files, str(overlay)], ["choksi2025"], env)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "Traceback" not in out
+    lines = [ln for ln in out.splitlines() if ln.startswith("model missing at")]
+    assert lines == [lines[0]] and "'models.choksi2025.text_encoder.name' (dmis-lab/biobert-v1.1)" in lines[0]
+    assert "hf download dmis-lab/biobert-v1.1" in lines[0]
+
+
+def test_model_check_refuses_pickle_only_folders_and_unpinned_remote_code(tmp_path):
+    from medsynth.models import hub
+
+    folder = tmp_path / "radbert"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    (folder / "pytorch_model.bin").write_bytes(b"")
+    cfg = {"models": {"m": {"text_encoder": {"name": str(folder)}}}}
+    with pytest.raises(MedsynthError, match=r"models.m.text_encoder.name.*no \*.safetensors"):
+        hub.check_run_models(cfg)
+    (folder / "model.safetensors").write_bytes(b"")
+    hub.check_run_models(cfg)
+    remote = {"models": {"m": {"text_encoder": {"name": "org/remote", "trust_remote_code": True, "revision": "main"}}}}
+    with pytest.raises(MedsynthError, match="models.m.text_encoder.name.*pinned revision"):
+        hub.check_run_models(remote)
+
+
+def test_paper_scale_stand_in_names_its_key():
+    from medsynth.metrics.backbones import check_backbone_allowed
+
+    with pytest.raises(MedsynthError, match="'chambon2022.vae_study.fid.backbone'.*inception-fid"):
+        check_backbone_allowed("inception-random", "paper", "chambon2022.vae_study.fid.backbone")

@@ -203,7 +203,8 @@ def build_encoder(entry: dict, extraction: str, max_length: int, seed: int):
     name = model_name(entry)
     # Retrieval embeds documents: padding is always masked (unlike SD conditioning, where CLIP sees no mask).
     load_entry = {"name": name, "extraction": extraction, "trust_remote_code": bool(entry["trust_remote_code"]),
-                  "max_length": max_length, "use_attention_mask": True}
+                  "max_length": max_length, "use_attention_mask": True,
+                  **({"revision": entry["revision"]} if entry.get("revision") else {})}
     if entry["random_init"]:
         config = pretrained(AutoConfig.from_pretrained, load_entry, "text encoder config")
         torch.manual_seed(seed)
