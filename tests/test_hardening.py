@@ -1,6 +1,8 @@
 """Real-data hardening (issue 16): bad weights files, bad inputs, pseudonymisation, config errors."""
 import pickle
 
+from pathlib import Path
+
 import pandas as pd
 
 import pytest
@@ -252,3 +254,31 @@ def test_paper_scale_stand_in_names_its_key():
 
     with pytest.raises(MedsynthError, match="'chambon2022.vae_study.fid.backbone'.*inception-fid"):
         check_backbone_allowed("inception-random", "paper", "chambon2022.vae_study.fid.backbone")
+
+
+# ---------------------------------------------------------------- config errors name file, line and key
+def test_yaml_syntax_error_names_file_and_line(tmp_path, capsys):
+    from medsynth import cli
+    from medsynth.workflow import yaml_syntax_error
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("seed: 1\nmodels:\n  choksi2025: {dataset: nope\n")
+    msg = yaml_syntax_error(bad)
+    assert str(bad) in msg and "line 4" in msg and "\n" not in msg
+    assert yaml_syntax_error(Path(__file__).resolve().parents[1] / "config.yaml") is None
+    assert cli.main(["check-config", str(bad)]) == 2
+    assert f"{bad}, line 4" in capsys.readouterr().err
+
+
+def test_model_dataset_that_does_not_exist_is_one_config_line(repo, tmp_path):
+    import subprocess
+    import sys
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("models:\n  choksi2025: {dataset: nope}\n")
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--cores", "1", "--directory", str(tmp_path / "r"),
+                           "--configfile", "config.yaml", str(bad)], cwd=repo, capture_output=True, text=True,
+                          timeout=120)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "MissingInputException" not in out and "Traceback" not in out
+    assert "config error at 'models.choksi2025.dataset': 'nope' is not a dataset" in out

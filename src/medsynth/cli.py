@@ -6,6 +6,8 @@
   medsynth train {vae,diffusion} --model-config model.json|yaml --manifest manifest.parquet --results DIR
                  --work DIR --out DIR --summary summary.json [--seed 0] [--vae DIR]
 
+  medsynth check-config FILE.yaml ...    (YAML syntax errors with file, line and column)
+
 `train` runs one stage of a config model entry; start it under `accelerate launch --num_processes N` for N GPUs
 (the Snakemake train rules do that when a job has more than one GPU).
 
@@ -48,7 +50,19 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--summary", required=True, help="summary JSON written at the end")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--vae", default=None, help="trained VAE folder (diffusion stage of a from-scratch model)")
+    chk = sub.add_parser("check-config", help="YAML syntax of config files, with file and line (Snakemake's "
+                                              "message for a --configfile syntax error names neither)")
+    chk.add_argument("files", nargs="+")
     return parser
+
+
+def check_config(args) -> str:
+    from .workflow import yaml_syntax_error
+
+    problems = [p for p in (yaml_syntax_error(f) for f in args.files) if p]
+    if problems:
+        raise MedsynthError("\n".join(problems))
+    return f"{len(args.files)} config file(s): YAML syntax ok"
 
 
 def train(args) -> Path:
@@ -132,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(path)
         elif args.command == "train":
             print(train(args))
+        elif args.command == "check-config":
+            print(check_config(args))
     except MedsynthError as err:
         print(f"medsynth: error: {err}", file=sys.stderr)
         return 2
