@@ -282,3 +282,57 @@ def test_model_dataset_that_does_not_exist_is_one_config_line(repo, tmp_path):
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "MissingInputException" not in out and "Traceback" not in out
     assert "config error at 'models.choksi2025.dataset': 'nope' is not a dataset" in out
+
+
+# ---------------------------------------------------------------- definitions: CheXpert@k
+def test_chexpert_at_k_is_invariant_to_row_order_with_ties():
+    """Bag-of-words IoU ties a lot; the selection writes rows grouped by class. Permuting the table must not change
+    any class's score (lower-index tie-breaking made the first-written class win every tie)."""
+    import numpy as np
+
+    from medsynth.metrics.retrieval import bag_of_words_iou, chexpert_at_k
+
+    texts = ["no effusion", "small effusion", "effusion", "no effusion", "cardiomegaly", "mild cardiomegaly",
+             "cardiomegaly", "no effusion", "effusion", "cardiomegaly"]
+    labels = ["E", "E", "E", "E", "C", "C", "C", "C", "E", "C"]
+    ref = chexpert_at_k(bag_of_words_iou(texts), labels, k=3)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        perm = rng.permutation(len(texts))
+        out = chexpert_at_k(bag_of_words_iou([texts[i] for i in perm]), [labels[i] for i in perm], k=3)
+        assert out["per_class"] == pytest.approx(ref["per_class"])
+        np.testing.assert_allclose(out["per_report"], ref["per_report"][perm])
+
+
+def test_chexpert_at_k_tie_credit_hand_computed():
+    import numpy as np
+
+    from medsynth.metrics.retrieval import chexpert_at_k
+
+    sim = np.array([[1, .5, .5, .2], [.5, 1, .5, .2], [.5, .5, 1, .2], [.2, .2, .2, 1.]])
+    out = chexpert_at_k(sim, ["a", "a", "b", "b"], k=1)
+    # 0: neighbours 1 (a) and 2 (b) tie for one place -> 1/2; 2: 0, 1 (both a) -> 0; 3: 0, 1, 2 tie -> 1/3
+    np.testing.assert_allclose(out["per_report"], [0.5, 0.5, 0.0, 1 / 3])
+    assert out["per_class"] == pytest.approx({"a": 0.5, "b": 1 / 6})
+
+
+def test_chexpert_at_k_label_rules_are_config_choices_printed_with_the_table():
+    import numpy as np
+    from test_chambon2022_text import _hand_similarity, _selected
+
+    from medsynth.papers import chambon2022_text as T
+
+    out = T.score(_hand_similarity(), _selected(), k=2, label_rule="equal_label")
+    # drawn A A B B C: 0 -> 1 (A) yes, 4 (C) no: 1/2 | 1 -> 2 no, 0 yes: 1/2 | 2 -> 3 yes, 1 no: 1/2
+    # 3 -> 0 no, 4 no: 0 | 4 -> 0 no, 2 no: 0
+    np.testing.assert_allclose(out["per_report"], [0.5, 0.5, 0.5, 0.0, 0.0])
+    rec = T.result_record(out, {"model": "m"}, method="m", dataset="d", label_rule="equal_label", seed=0,
+                          scale="demo", summary={"section": "impression"})
+    assert "equal labels" in rec.definition
+    cells = T.table_cells([_with_encoder(rec)], [])
+    assert all(c["provenance"]["label rule"].startswith("equal_label: ") for c in cells)
+
+
+def _with_encoder(rec):
+    rec.extra.update(encoder="Enc", extraction="cls")
+    return rec
