@@ -336,3 +336,73 @@ def test_chexpert_at_k_label_rules_are_config_choices_printed_with_the_table():
 def _with_encoder(rec):
     rec.extra.update(encoder="Enc", extraction="cls")
     return rec
+
+
+# ---------------------------------------------------------------- definitions: MS-SSIM, KID, IS conventions
+def test_ms_ssim_five_scales_uses_the_published_weights_unnormalised():
+    import numpy as np
+
+    from medsynth.metrics import pairs as P
+
+    rng = np.random.default_rng(0)
+    x = rng.random((176, 176))
+    y = np.clip(x + rng.normal(0, 0.1, x.shape), 0, 1)
+    ssim, cs, (a, b) = [], [], P._pair(x, y, None)  # the same data-range handling as ms_ssim
+    for _ in range(5):  # the per-scale terms: contrast-structure, and SSIM (with luminance) for the coarsest
+        s, c = P._ssim_terms(a, b)
+        ssim.append(s)
+        cs.append(c)
+        a, b = P._downsample(a), P._downsample(b)
+    w = np.array([0.0448, 0.2856, 0.3001, 0.2363, 0.1333])
+    assert P.ms_ssim(x, y) == pytest.approx(float(np.prod(np.power(cs[:4] + ssim[4:], w))), rel=1e-12)
+    w3 = w[:3] / w[:3].sum()  # fewer scales: renormalised
+    assert P.ms_ssim(x, y, scales=3) == pytest.approx(float(np.prod(np.power(cs[:2] + ssim[2:3], w3))), rel=1e-12)
+
+
+def test_kid_full_sets_hand_computed_and_cap_stated():
+    import numpy as np
+
+    from medsynth.metrics.fid import kernel_inception_distance
+
+    f1 = np.array([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    f2 = np.array([[2.0, 0.0], [0.0, 2.0], [1.0, 2.0], [0.5, 0.5]])
+    k = lambda a, b: (a @ b.T / 2 + 1) ** 3  # noqa: E731
+    # subset size capped at 3: every subset of f1 is f1 itself; f2 subsets vary -> check one seeded draw by hand
+    value, _, m = kernel_inception_distance(f1, f2[:3], subsets=1, subset_size=1000)
+    x, y = f1, f2[:3]
+    kxx, kyy, kxy = k(x, x), k(y, y), k(x, y)
+    hand = ((kxx.sum() - np.trace(kxx)) / 6 + (kyy.sum() - np.trace(kyy)) / 6 - 2 * kxy.mean())
+    assert m == 3 and value == pytest.approx(hand, rel=1e-12)
+
+
+def test_generative_records_state_kid_cap_and_is_split_convention(tmp_path):
+    from medsynth.metrics import fid as F
+
+    ev = F.InceptionEvaluator.create(backbone="inception-random", dims=2048, cache_dir=tmp_path, is_splits=2)
+    import numpy as np
+
+    imgs = np.random.default_rng(0).random((4, 16, 16)).astype(np.float32)
+    ref, gen = ev.stats([imgs]), ev.stats([imgs[::-1].copy()])
+    recs = {r.metric: r for r in F.generative_records(ev, ref, gen, kid_subsets=2, kid_subset_size=1000)}
+    assert recs["kid"].extra["subset_size"] == 4 and recs["kid"].extra["subset_size_requested"] == 1000
+    assert "capped from the requested 1000" in recs["kid"].definition
+    assert recs["is"].extra["split_assignment"] == "round-robin" and "torch-fidelity" in recs["is"].definition
+
+
+def test_inception_score_round_robin_splits_hand_computed():
+    import numpy as np
+
+    from medsynth.metrics.stats import FeatureStats
+
+    logits = np.log(np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6], [0.3, 0.3, 0.4]]))
+    st = FeatureStats(1, is_splits=2)
+    st.update(np.zeros((4, 1)), logits)
+
+    def score(p):
+        py = p.mean(axis=0)
+        return np.exp(np.mean((p * (np.log(p) - np.log(py))).sum(axis=1)))
+
+    p = np.exp(logits)
+    parts = [score(p[[0, 2]]), score(p[[1, 3]])]  # round-robin: images 0, 2 | 1, 3
+    mean, std = st.inception_score()
+    assert mean == pytest.approx(np.mean(parts), rel=1e-12) and std == pytest.approx(np.std(parts), rel=1e-12)
