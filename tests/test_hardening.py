@@ -406,3 +406,15 @@ def test_inception_score_round_robin_splits_hand_computed():
     parts = [score(p[[0, 2]]), score(p[[1, 3]])]  # round-robin: images 0, 2 | 1, 3
     mean, std = st.inception_score()
     assert mean == pytest.approx(np.mean(parts), rel=1e-12) and std == pytest.approx(np.std(parts), rel=1e-12)
+
+
+def test_zero_byte_nifti_is_an_empty_file_reject(tmp_path):
+    from medsynth.preprocess import process_shard
+
+    empty = tmp_path / "ct.nii.gz"
+    empty.write_bytes(b"")
+    rows = pd.DataFrame({"id": ["a"], "source": [str(empty)], "mask_source": [str(empty)], "split": ["train"]})
+    cfg = {"volume": {"window": [-1000, 400], "spacing": [2, 2, 4], "crop": [8, 8, 4], "crops_per_volume": 1,
+                      "min_mask_fraction": 0.0}}
+    _, rejects = process_shard("volume", rows, cfg, tmp_path / "out", tmp_path)
+    assert rejects["reason"].tolist() == ["empty file (image)"]
