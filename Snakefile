@@ -1,8 +1,17 @@
 # medsynth: vision-language conditioned medical image synthesis, from raw data to the papers' tables.
 # Stages live in rules/*.smk (rules name data), their steps in scripts/ (thin), the logic in src/medsynth/.
+from pathlib import Path
+
 from snakemake.utils import min_version
 
 min_version("9.0")
+
+
+# Snakemake's message for a broken YAML file names neither file nor line: check the default config first.
+from medsynth.workflow import yaml_syntax_error
+
+if _err := yaml_syntax_error(Path(workflow.basedir) / "config.yaml"):
+    raise WorkflowError(_err)
 
 
 configfile: "config.yaml"

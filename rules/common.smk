@@ -8,6 +8,10 @@ from medsynth.errors import MedsynthError
 
 try:
     wf.validate_config(config, Path(workflow.basedir) / "schemas" / "config.schema.yaml")
+    # Every pretrained model the run loads is there (local folder / HF cache) before the first job.
+    from medsynth.models import hub as _hub
+
+    _hub.check_run_models(config)
 except MedsynthError as err:
     raise WorkflowError(str(err)) from None
 
@@ -219,8 +223,8 @@ def c2v_metric_inputs(wildcards):
     from medsynth.metrics import backbones
 
     dataset = C2V_TABLES[wildcards.table]
-    fid = backbones.rule_inputs(config, R, C2V_STUDY["fid"]["backbone"], dataset)
-    scorer = backbones.rule_inputs(config, R, C2V_STUDY["scorer"], dataset)
+    fid = backbones.rule_inputs(config, R, C2V_STUDY["fid"]["backbone"], dataset, "chambon2022.vae_study.fid.backbone")
+    scorer = backbones.rule_inputs(config, R, C2V_STUDY["scorer"], dataset, "chambon2022.vae_study.scorer")
     return {**{f"fid_{k}": v for k, v in fid.items()}, **{f"scorer_{k}": v for k, v in scorer.items()}}
 
 

@@ -73,12 +73,13 @@ rule merge_dataset:
 
 rule clahe_figure:
     input:
-        f"{R}/data/{{dataset}}/manifest.parquet",
+        manifest=f"{R}/data/{{dataset}}/manifest.parquet",
+        sources=f"{R}/manifests/{{dataset}}.parquet",  # private id -> source mapping: the "before" image
     output:
         report(f"{R}/figures/{{dataset}}/clahe_before_after.png", category="Preprocessing"),
     params:
         dataset=lambda wc: config["datasets"][wc.dataset],
-        results=lambda wc, input: results_of(input[0], 2),
+        results=lambda wc, input: results_of(input.manifest, 2),
     log:
         logpath("clahe_figure", "dataset"),
     benchmark:

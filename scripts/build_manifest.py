@@ -4,7 +4,7 @@ from pathlib import Path
 from medsynth.adapters import AdapterContext, build_manifest
 from medsynth.ids import resolve_key
 from medsynth.io import write_table
-from medsynth.workflow import script_logging
+from medsynth.workflow import REAL_ADAPTERS, script_logging
 
 log = script_logging(snakemake)
 p = snakemake.params
@@ -12,7 +12,7 @@ ctx = AdapterContext(
     name=snakemake.wildcards.dataset,
     adapter=p.dataset["adapter"],
     cfg=p.dataset,
-    key=resolve_key(p.pseudonym),
+    key=resolve_key(p.pseudonym, real_data=p.dataset["adapter"] in REAL_ADAPTERS),
     results=Path(p.results),
     seed=p.seed,
     split_fractions=p.split,

@@ -1,6 +1,6 @@
 """Step: CLAHE before/after figure for a few processed images of a dataset.
 
-"after" is the processed PNG the pipeline wrote; "before" is recomputed from the row's `source` with the same
+"after" is the processed PNG the pipeline wrote; "before" is recomputed from the row's source file (private raw manifest) with the same
 preprocessing settings and CLAHE switched off, so the only difference shown is CLAHE. A third row overlays the
 two intensity histograms.
 """
@@ -23,7 +23,9 @@ N_IMAGES = 4
 log = script_logging(snakemake)
 results = Path(snakemake.params.results)
 pp = preprocess_settings(snakemake.params.dataset)
-manifest = read_table(snakemake.input[0])
+manifest = read_table(snakemake.input.manifest)
+# The shareable manifest has no source paths; the private raw manifest maps each id to its source file.
+sources = read_table(snakemake.input.sources).set_index("id")["source"]
 # Deterministic pick: the first rows by id (ids are pseudonymous hashes, so this is an arbitrary but stable sample).
 rows = manifest.sort_values("id").head(N_IMAGES) if len(manifest) else manifest
 panels = []
@@ -32,7 +34,7 @@ for row in rows.to_dict("records"):
     if after is None:
         raise FileNotFoundError(f"processed image missing: {row['image']}")
     try:
-        levels, _ = load_levels(str(row["source"]))
+        levels, _ = load_levels(str(sources.get(row["id"], "")))
     except RejectedInput as exc:  # the source changed since preprocessing: show what we have, say why
         log.warning("image %s: cannot recompute the pre-CLAHE image (%s)", row["id"], exc.reason)
         continue

@@ -223,10 +223,13 @@ def test_clahe_figure_script(tmp_path):
     dataset = {"adapter": "phantom_cxr", "preprocess": {"image_size": 48, "clahe": {"enabled": True}}}
     results = tmp_path / "results"
     done, _ = process_shard("image", rows, dataset, results / "preprocessed" / "ds" / "shards" / "00000", results)
-    write_table(done, results / "data" / "ds" / "manifest.parquet")
+    write_table(done.drop(columns=["source"]), results / "data" / "ds" / "manifest.parquet")  # shareable: no paths
+    write_table(rows, results / "manifests" / "ds.parquet")  # the private id -> source mapping
     figure = results / "figures" / "ds" / "clahe_before_after.png"
     log_path = tmp_path / "clahe.log"
-    smk = SimpleNamespace(input=[str(results / "data" / "ds" / "manifest.parquet")], output=[str(figure)],
+    smk = SimpleNamespace(input=SimpleNamespace(manifest=str(results / "data" / "ds" / "manifest.parquet"),
+                                                sources=str(results / "manifests" / "ds.parquet")),
+                          output=[str(figure)],
                           log=[str(log_path)], rule="clahe_figure", wildcards=SimpleNamespace(dataset="ds"),
                           params=SimpleNamespace(dataset=dataset, results=str(results)))
     try:

@@ -173,7 +173,7 @@ def test_stand_ins_are_explicit_and_refused_at_paper_scale(tmp_path, monkeypatch
     assert B.is_stand_in("inception-random") and B.is_stand_in("classifier:densenet121")
     assert not B.is_stand_in("inception-fid") and not B.is_stand_in("xrv-densenet121") and not B.is_stand_in(None)
     B.check_backbone_allowed("inception-random", "demo")
-    with pytest.raises(MedsynthError, match="paper-scale run must use the real FID"):
+    with pytest.raises(MedsynthError, match="scale: paper with backbone .inception-random.: set the backbone to inception-fid"):
         B.rule_inputs({"scale": "paper"}, "r", "inception-random", "d")
     with pytest.raises(MedsynthError, match="unknown metrics backbone"):
         B.check_backbone_allowed("vgg16", "demo")

@@ -262,7 +262,8 @@ def test_workflow_crops_a_volume_dataset(tmp_path):
             save(root / sub / f"AIIB23_{i}.nii.gz", data, ras_affine())
     (tmp_path / "root" / "clinical.csv").write_text(
         "Mapping ID,AGE,SEX\nAIIB23_0.nii.gz,60,M\nAIIB23_1.nii.gz,70,F\nAIIB23_2.nii.gz,55,M\n")
-    config = {"results": "results", "pseudonym": {"key": "test"}, "datasets": {"ct": {
+    (tmp_path / "key").write_text("test-secret")  # real data: a secret key file, never the demo key
+    config = {"results": "results", "pseudonym": {"key_file": str(tmp_path / "key")}, "datasets": {"ct": {
         "adapter": "aiib23", "root": str(tmp_path / "root"), "shard_size": 2,
         "volume": {"spacing": [2.0, 2.0, 3.0], "crop": [16, 16, 8], "crops_per_volume": 2,
                    "min_mask_fraction": 0.1}}}}

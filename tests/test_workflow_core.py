@@ -125,7 +125,8 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path):
 def _shard(tmp_path, name, out_ids, rej_ids):
     d = tmp_path / name
     d.mkdir()
-    write_table(pd.DataFrame({"id": out_ids, "split": ["train"] * len(out_ids)}), d / "manifest.parquet")
+    write_table(pd.DataFrame({"id": out_ids, "split": ["train"] * len(out_ids),
+                              "source": [f"/data/p10/{i}.jpg" for i in out_ids]}), d / "manifest.parquet")
     write_table(pd.DataFrame({"id": rej_ids, "source": ["x"] * len(rej_ids), "reason": ["truncated"] * len(rej_ids),
                               "detail": [""] * len(rej_ids)}), d / "rejects.csv")
     return d
@@ -135,6 +136,7 @@ def test_merge_accounts_every_input(tmp_path):
     raw = finalize(pd.DataFrame({"id": ["a", "b", "c", "d"], "patient_id": "p", "split": "train"}))
     shards = [_shard(tmp_path, "s0", ["a", "b"], []), _shard(tmp_path, "s1", ["c"], ["d"])]
     out, rej, summary = merge_shards(raw, shards)
+    assert "source" not in out and "source" not in rej  # shareable tables: pseudonymous ids, no source paths
     assert summary["inputs"] == 4 and summary["outputs"] == 3 and summary["rejects"] == 1
     assert summary["reject_reasons"] == {"truncated": 1}
     lost = [_shard(tmp_path, "t0", ["a"], []), _shard(tmp_path, "t1", ["c"], ["d"])]

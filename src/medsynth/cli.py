@@ -6,7 +6,10 @@
   medsynth train STAGE --model-config model.json|yaml --manifest manifest.parquet --results DIR
                  --work DIR --out DIR --summary summary.json [--seed 0] [--input STAGE=DIR ...]
 
-`train` runs one stage of a config model entry (the stages of its family, `kind:`: ldm2d has vae, diffusion); start it under `accelerate launch --num_processes N` for N GPUs
+  medsynth check-config FILE.yaml ...    (YAML syntax errors with file, line and column)
+
+`train` runs one stage of a config model entry (a stage of its family, `kind:`; ldm2d: vae, diffusion); start it
+under `accelerate launch --num_processes N` for N GPUs
 (the Snakemake train rules do that when a job has more than one GPU).
 
 Errors the user can fix are printed as one line (exit status 2), not a traceback.
@@ -50,7 +53,19 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--input", action="append", default=[], metavar="STAGE=DIR",
                     help="an earlier stage's folder, e.g. vae=models/m/vae (repeat for several)")
     tr.add_argument("--vae", default=None, help="same as --input vae=DIR")
+    chk = sub.add_parser("check-config", help="YAML syntax of config files, with file and line (Snakemake's "
+                                              "message for a --configfile syntax error names neither)")
+    chk.add_argument("files", nargs="+")
     return parser
+
+
+def check_config(args) -> str:
+    from .workflow import yaml_syntax_error
+
+    problems = [p for p in (yaml_syntax_error(f) for f in args.files) if p]
+    if problems:
+        raise MedsynthError("\n".join(problems))
+    return f"{len(args.files)} config file(s): YAML syntax ok"
 
 
 def train(args) -> Path:
@@ -140,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(path)
         elif args.command == "train":
             print(train(args))
+        elif args.command == "check-config":
+            print(check_config(args))
     except MedsynthError as err:
         print(f"medsynth: error: {err}", file=sys.stderr)
         return 2

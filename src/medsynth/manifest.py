@@ -20,6 +20,10 @@ CHEXPERT_LABELS = [
 REQUIRED_COLUMNS = ["id", "patient_id", "split", "source", "view", "findings", "impression", "prompt"]
 OPTIONAL_TEXT_COLUMNS = ["indication", "mask_source"]
 REJECT_COLUMNS = ["id", "source", "reason", "detail"]
+# Original file paths name subjects and studies (MIMIC's p10000032/s50414267): they stay in the private raw
+# manifest (<results>/manifests/, the id -> source mapping) and the shard intermediates, never in the shareable
+# dataset outputs (<results>/data/<dataset>/: manifest, rejects, summary).
+PRIVATE_COLUMNS = ["source", "mask_source"]
 SPLITS = ("train", "val", "test")
 
 

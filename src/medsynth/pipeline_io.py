@@ -64,7 +64,7 @@ def load_pipeline(path: str | os.PathLike, device: str | torch.device = "cpu", d
     if not (path / "model_index.json").is_file():
         raise MedsynthError(f"{path} is not a diffusers pipeline folder (no model_index.json)")
     try:
-        pipe = DiffusionPipeline.from_pretrained(str(path), torch_dtype=dtype)
+        pipe = DiffusionPipeline.from_pretrained(str(path), torch_dtype=dtype, use_safetensors=True)
     except (OSError, ValueError) as err:
         raise MedsynthError(f"cannot load the pipeline in {path}: {str(err).splitlines()[0][:200]}") from err
     pipe.set_progress_bar_config(disable=True)
@@ -94,7 +94,7 @@ def model_card(pipe, card: dict) -> str:
         "```python",
         "import medsynth.models.text_encoders  # needed only for a ConditioningTextEncoder text encoder",
         "from diffusers import DiffusionPipeline",
-        "pipe = DiffusionPipeline.from_pretrained(PATH)",
+        "pipe = DiffusionPipeline.from_pretrained(PATH, use_safetensors=True)",
         "```", "",
     ]
     if card.get("training"):

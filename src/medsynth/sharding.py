@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 from .io import read_table
-from .manifest import REJECT_COLUMNS
+from .manifest import PRIVATE_COLUMNS, REJECT_COLUMNS
 
 SHARD_MANIFEST = "manifest.parquet"
 SHARD_REJECTS = "rejects.csv"
@@ -36,6 +36,9 @@ def merge_shards(raw: pd.DataFrame, shard_dirs: list[Path]) -> tuple[pd.DataFram
             f"inputs != outputs + rejects: {len(missing)} missing, {len(extra)} unknown, {len(both)} both "
             f"(e.g. {sorted(missing | extra | both)[:3]})"
         )
+    # The shareable tables carry pseudonymous ids only; the raw manifest keeps the id -> source mapping.
+    out = out.drop(columns=[c for c in PRIVATE_COLUMNS if c in out])
+    rej = rej.drop(columns=[c for c in PRIVATE_COLUMNS if c in rej])
     summary = {
         "inputs": len(raw_ids),
         "outputs": len(out_ids),

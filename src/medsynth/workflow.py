@@ -52,6 +52,51 @@ def validate_config(config: dict, schema_path: str | Path) -> None:
                 raise MedsynthError(f"dataset '{name}' missing: datasets.{name}.root = {root} is not a folder")
         if ds["adapter"] in PHANTOM_ADAPTERS and "phantom" not in config:
             raise MedsynthError(f"config error at 'datasets.{name}': the phantom adapters need a 'phantom' block")
+    check_references(config)
+    if real_datasets(config):
+        from .ids import resolve_key
+
+        resolve_key(config.get("pseudonym") or {}, real_data=True)  # before any job: no secret, no real-data run
+
+
+def check_references(config: dict) -> None:
+    """Names one config entry gives another (a model's dataset, its base model, a paper's model) must exist: else
+    the run would fail at DAG time with a MissingInputException that does not name the key."""
+    datasets, models = config["datasets"], config.get("models") or {}
+    for m, entry in models.items():
+        refs = [(f"models.{m}.dataset", entry.get("dataset"), datasets, "dataset in 'datasets'"),
+                (f"models.{m}.pretrained.model", (entry.get("pretrained") or {}).get("model"), models,
+                 "entry in 'models'"),
+                (f"models.{m}.diffusion.train.distill_corpus.dataset",
+                 (((entry.get("diffusion") or {}).get("train") or {}).get("distill_corpus") or {}).get("dataset"),
+                 datasets, "dataset in 'datasets'")]
+        for key, name, known, what in refs:
+            if name is not None and name not in known:
+                raise MedsynthError(f"config error at '{key}': '{name}' is not a {what} "
+                                    f"(known: {', '.join(sorted(known)) or 'none'})")
+    paper_model = (config.get("choksi2025") or {}).get("model")
+    if paper_model and models and paper_model not in models:
+        raise MedsynthError(f"config error at 'choksi2025.model': '{paper_model}' is not an entry in 'models'")
+
+
+def yaml_syntax_error(path: str | Path) -> str | None:
+    """One line naming file, line and column of a YAML syntax error (Snakemake's own message names neither)."""
+    import yaml
+
+    try:
+        yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        return f"config file {path}{where}: {err.problem or err.context}"
+    except yaml.YAMLError as err:
+        return f"config file {path}: {str(err).splitlines()[0]}"
+    return None
+
+
+def real_datasets(config: dict) -> list[str]:
+    """The datasets read from a user's copy of a real cohort (not the phantom or data shipped in packages)."""
+    return [name for name, ds in config["datasets"].items() if ds["adapter"] in REAL_ADAPTERS]
 
 
 def kind(config: dict, dataset: str) -> str:

@@ -6,6 +6,7 @@ Every adapter module defines `build(ctx) -> pandas.DataFrame` returning rows wit
 from __future__ import annotations
 
 import importlib
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,6 +54,20 @@ class AdapterContext:
         if not path.is_dir():
             raise MedsynthError(f"datasets.{self.name}.root: folder {path} does not exist")
         return path
+
+
+def check_listed_files(label: str, sources: list[Path], root: Path) -> None:
+    """Files a dataset's metadata lists but that are absent stay in the manifest: preprocessing records each as a
+    reject ('missing file') and the rest goes on. Only when none exists is it a config problem (wrong root or
+    image_format), stopped here with one line."""
+    missing = [p for p in sources if not p.is_file()]
+    if sources and len(missing) == len(sources):
+        example = missing[0].relative_to(root) if missing[0].is_relative_to(root) else missing[0]
+        raise MedsynthError(f"{label}: none of the {len(sources)} images listed in the metadata exists under {root} "
+                            f"(e.g. {example}); check root and image_format")
+    if missing:
+        logging.getLogger(__name__).warning("%s: %d of %d listed images are missing; each is recorded as a reject "
+                                            "('missing file')", label, len(missing), len(sources))
 
 
 def adapter_module(adapter: str):

@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import MedsynthError
+from . import check_listed_files
 from ..ids import pseudonym
 from ..labels import normalize_view
 from ..manifest import CHEXPERT_LABELS, patient_split
@@ -62,10 +63,7 @@ def build(ctx) -> pd.DataFrame:
         bad = table.Path[patients.isna()].iloc[0]
         raise MedsynthError(f"CheXpert: no 'patientNNNNN' in Path {bad!r}")
     sources = [resolve(root, p) for p in table.Path]
-    missing = [p for p in sources if not p.is_file()]
-    if missing:
-        raise MedsynthError(f"CheXpert: {len(missing)} of {len(sources)} images listed in train/valid.csv are "
-                            f"missing (e.g. {missing[0]}); is the download complete?")
+    check_listed_files("CheXpert", sources, root)
     rules = load_rules(ctx.cfg.get("tabular_rules") or "chexpert")
     df = pd.DataFrame({
         "id": [pseudonym(ctx.key, f"{ctx.name}/image", p) for p in table.Path],

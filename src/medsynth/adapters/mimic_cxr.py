@@ -7,8 +7,9 @@ Layout (root = the dataset folder):
   files/p10/p10000032/s50414267/<dicom_id>.dcm | .jpg
   files/p10/p10000032/s50414267.txt   free-text report (from mimic-cxr-reports; also looked for under
                                       mimic-cxr-reports/files/)
-The official split is used where present, else a keyed hash of the patient. Every image and report listed in the
-metadata must exist: a partial download fails with the count and an example instead of shrinking silently.
+The official split is used where present, else a keyed hash of the patient. An image listed in the metadata but
+absent is kept and becomes a 'missing file' reject in preprocessing (none present at all: one error). Every
+report must exist: a partial download fails with the count and an example instead of shrinking silently.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import MedsynthError
+from . import check_listed_files
 from ..ids import pseudonym
 from ..labels import normalize_view
 from ..manifest import CHEXPERT_LABELS, patient_split
@@ -69,9 +71,7 @@ def build(ctx) -> pd.DataFrame:
         raise MedsynthError(f"MIMIC-CXR metadata lacks columns {sorted(need - set(meta.columns))}")
 
     sources = [_image_path(root, s, t, d, fmt) for s, t, d in zip(meta.subject_id, meta.study_id, meta.dicom_id)]
-    missing = [p for p in sources if not p.is_file()]
-    if missing:
-        raise _missing_error("images", missing, len(sources), root)
+    check_listed_files("MIMIC-CXR", sources, root)
 
     studies = meta[["subject_id", "study_id"]].drop_duplicates()
     report_files = {st: _report_path(root, su, st) for su, st in zip(studies.subject_id, studies.study_id)}

@@ -4,7 +4,8 @@ Layout (root = the dataset folder, as downloaded from openi.nlm.nih.gov):
   <any folder>/CXR1_1_IM-0001-3001.png, ...     NLMCXR_png (PNG images, named by image id)
   ecgen-radiology/1.xml, ...                    NLMCXR_reports (XML; <parentImage id=...> names its images)
 Reports join images through parentImage ids. A report without images gives no row (there is no image to
-train on); an image id a report names but whose PNG is missing is an error. Views come from the IU X-ray DICOM
+train on); an image id a report names but whose PNG is missing
+becomes a 'missing file' reject in preprocessing. Views come from the IU X-ray DICOM
 metadata shipped by torchxrayvision (see openi_reports.openi_views); the report id is the patient key.
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import MedsynthError
+from . import check_listed_files
 from ..ids import pseudonym
 from ..manifest import CHEXPERT_LABELS, patient_split
 from ..reports import make_prompt
@@ -39,15 +41,9 @@ def build(ctx) -> pd.DataFrame:
         raise MedsynthError(f"OpenI: no PNG images below {root}")
     records = report_records(_xml_items(xml_files))
 
-    rows, missing = [], []
-    for rec in records:
-        for image_id in rec["image_ids"]:
-            if image_id not in images:
-                missing.append(image_id)
-                continue
-            rows.append((rec, image_id))
-    if missing:
-        raise MedsynthError(f"OpenI: {len(missing)} images named by reports are missing (e.g. {missing[0]}.png)")
+    rows = [(rec, image_id) for rec in records for image_id in rec["image_ids"]]
+    # An image a report names but whose PNG is absent stays a row: preprocessing rejects it ('missing file').
+    check_listed_files("OpenI", [images.get(i, root / f"{i}.png") for _, i in rows], root)
     if not rows:
         raise MedsynthError(f"OpenI: no report below {root} names an image")
     views = openi_views()
@@ -56,7 +52,7 @@ def build(ctx) -> pd.DataFrame:
         "id": [pseudonym(ctx.key, f"{ctx.name}/image", i) for _, i in rows],
         "patient_id": [pseudonym(ctx.key, f"{ctx.name}/patient", r) for r in report_ids],
         "split": patient_split(report_ids, ctx.split_fractions, ctx.key, ctx.name).to_numpy(),
-        "source": [str(images[i].resolve()) for _, i in rows],
+        "source": [str(images[i].resolve()) if i in images else str(root / f"{i}.png") for _, i in rows],
         "view": [views.get(i, "") for _, i in rows],
         "findings": [rec["findings"] for rec, _ in rows],
         "impression": [rec["impression"] for rec, _ in rows],

@@ -38,12 +38,9 @@ def read_state_dict(path: Path) -> dict:
     if not path.is_file():
         raise MedsynthError(f"torchxrayvision weights not found at {path}: download the DenseNet-121 weights "
                             "(e.g. densenet121-res224-all) on a machine with internet and set its path in the config")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+    from ..safe_load import load_tensor_file
 
-        return load_file(str(path))
-    with torch.serialization.safe_globals(_safe_globals()):
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+    obj = load_tensor_file(path, "torchxrayvision DenseNet-121", _safe_globals())
     return obj.state_dict() if hasattr(obj, "state_dict") else obj
 
 

@@ -42,14 +42,17 @@ def is_stand_in(backbone: str | None) -> bool:
     return name in STAND_INS or name.endswith("-random")
 
 
-def check_backbone_allowed(backbone: str, scale: str) -> None:
-    """A paper-scale run never uses the random Inception: the config must point at the real weights."""
+def check_backbone_allowed(backbone: str, scale: str, key: str | None = None) -> None:
+    """A paper-scale run never uses the random Inception: the config must point at the real weights. `key`: the
+    config key that names the backbone, for the message."""
+    where = f"config error at '{key}': " if key else ""
     if backbone not in FEATURE_BACKBONES:
-        raise MedsynthError(f"unknown metrics backbone '{backbone}'; choose one of {', '.join(FEATURE_BACKBONES)}")
+        raise MedsynthError(f"{where}unknown metrics backbone '{backbone}'; choose one of "
+                            f"{', '.join(FEATURE_BACKBONES)}")
     if scale == "paper" and backbone == "inception-random":
-        raise MedsynthError("scale: paper with backbone 'inception-random': a paper-scale run must use the real FID "
-                            "Inception weights (backbone 'inception-fid', config key metrics.inception_weights or "
-                            "the torch hub cache); the random stand-in is for demo/ci runs only")
+        raise MedsynthError(f"{where or 'config error: '}scale: paper with backbone 'inception-random': set "
+                            f"{key or 'the backbone'} to inception-fid (weights from metrics.inception_weights or "
+                            "the torch hub cache), or disable that study; the random stand-in is for demo/ci runs only")
 
 
 class XRVFeatures(nn.Module):
@@ -127,12 +130,12 @@ def metrics_settings(config: dict) -> dict:
     return {**METRICS_DEFAULTS, **{k: v for k, v in (config.get("metrics") or {}).items() if k in METRICS_DEFAULTS}}
 
 
-def rule_inputs(config: dict, results: str, backbone: str, dataset: str) -> dict:
+def rule_inputs(config: dict, results: str, backbone: str, dataset: str, key: str | None = None) -> dict:
     """The files a metrics job with `backbone` reads (inputs, so a changed weights file reruns it). Raises at DAG
     time -- before any job starts -- for a missing weights file or a stand-in that the run's scale forbids."""
     from .inception import FID_WEIGHTS_URL, default_fid_weights_path
 
-    check_backbone_allowed(backbone, config.get("scale", "demo"))
+    check_backbone_allowed(backbone, config.get("scale", "demo"), key)
     if backbone == "classifier":
         base = f"{results}/models/classifier/{dataset}"
         return {"weights": f"{base}/model.safetensors", "card": f"{base}/model.json"}

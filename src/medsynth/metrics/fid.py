@@ -69,7 +69,8 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, method: str = "eigh", sigma1_sqrt
 def kernel_inception_distance(feats1: np.ndarray, feats2: np.ndarray, subsets: int = 100, subset_size: int = 1000,
                               seed: int = 0) -> tuple[float, float, int]:
     """Unbiased MMD^2 with k(x, y) = (x.y / d + 1)^3 over seeded random subsets (Binkowski et al. 2018, as in
-    torch-fidelity). Returns (mean, std, subset size used); the size is capped at the smaller set."""
+    torch-fidelity). Returns (mean, std, subset size used). The size is capped at the smaller set, where
+    torch-fidelity refuses; the caller records the used and requested sizes (generative_records)."""
     f1, f2 = np.asarray(feats1, dtype=np.float64), np.asarray(feats2, dtype=np.float64)
     if f1.ndim != 2 or f1.shape[1] != f2.shape[1]:
         raise MedsynthError(f"KID features must be N x d with equal d, got {f1.shape} and {f2.shape}")
@@ -265,14 +266,20 @@ def generative_records(ev: InceptionEvaluator, ref, gen, kid_subsets: int = 100,
     ]
     if with_kid:
         kid, kid_std, m = ev.kid(ref, gen, kid_subsets, kid_subset_size)
+        capped = (f"; subset size {m}, capped from the requested {kid_subset_size} at the smaller set "
+                  "(torch-fidelity refuses a subset larger than a set)" if m < kid_subset_size else
+                  f"; subset size {m}")
         records.append(MetricRecord(metric="kid", value=kid, std=kid_std, n=gen.n,
-                                    extra={**counts, "subsets": kid_subsets, "subset_size": m},
-                                    definition="unbiased MMD^2, kernel (x.y/d + 1)^3, mean/std over seeded subsets",
-                                    **common))
+                                    extra={**counts, "subsets": kid_subsets, "subset_size": m,
+                                           "subset_size_requested": kid_subset_size},
+                                    definition="unbiased MMD^2, kernel (x.y/d + 1)^3, mean/std over seeded subsets"
+                                               + capped, **common))
     if inception_score:
         is_mean, is_std = gen.inception_score()
         records.append(MetricRecord(metric="is", value=is_mean, std=is_std, n=gen.n,
-                                    extra={**counts, "splits": gen.is_splits},
+                                    extra={**counts, "splits": gen.is_splits, "split_assignment": "round-robin"},
                                     definition="exp E KL(p(y|x) || p(y)), 1008-way bias-free logits, "
-                                               "image k in split k mod S", **common))
+                                               "image k in split k mod S (streaming; torch-fidelity shuffles with "
+                                               "a fixed seed and cuts contiguous splits: same estimator, other "
+                                               "split membership, so mean and std differ slightly)", **common))
     return records

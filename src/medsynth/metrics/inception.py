@@ -103,13 +103,10 @@ def random_weights_path(seed: int, cache_dir: str | os.PathLike | None = None) -
 
 
 def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    path = Path(path)
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+    # A user-supplied .pth is untrusted: plain tensors only (safe_load), a bad file is one line naming it.
+    from ..safe_load import load_tensor_file
 
-        return load_file(str(path))
-    # weights_only: a user-supplied .pth is untrusted; it must be a plain tensor dict.
-    return torch.load(path, map_location="cpu", weights_only=True)
+    return load_tensor_file(path, "Inception")
 
 
 @dataclass(frozen=True)

@@ -140,17 +140,11 @@ def read_medicalnet_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """A MedicalNet checkpoint (``.pth``: {'state_dict': {'module.conv1.weight': ...}} or a plain dict, loaded with
     weights_only) or a ``.safetensors`` file -> trunk state dict (``module.`` stripped, ``conv_seg`` head dropped)."""
     path = Path(path)
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+    from ..safe_load import load_tensor_file
 
-        state = load_file(str(path))
-    else:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # noqa: BLE001 -- any unpickling refusal is reported with the file name
-            raise MedsynthError(f"{path}: not a plain tensor checkpoint ({str(err)[:160]})") from err
-        if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-            state = state["state_dict"]
+    state = load_tensor_file(path, "MedicalNet")
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
     if not isinstance(state, dict):
         raise MedsynthError(f"{path}: expected a state dict, got {type(state).__name__}")
     out = {}

@@ -8,7 +8,8 @@ Conventions (stated because papers differ):
   the valid region (scikit-image with gaussian_weights=True, use_sample_covariance=False).
 - MS-SSIM: Wang et al. 2003 -- 5 scales, weights (0.0448, 0.2856, 0.3001, 0.2363, 0.1333), 2x2 average-pool
   downsampling, contrast-structure terms at every scale and luminance at the coarsest; negative terms clipped to 0
-  (as pytorch-msssim). Needs min(H, W) > 160 for 5 scales; fewer scales use the first weights renormalised.
+  (as pytorch-msssim). Needs min(H, W) > 160 for 5 scales; 5 scales use the weights as published (sum 1.0001,
+  as pytorch-msssim), fewer scales the first weights renormalised to sum 1.
 """
 from __future__ import annotations
 
@@ -104,7 +105,8 @@ def ms_ssim(a, b, data_range: float | None = None, scales: int = 5) -> float:
         raise MedsynthError(f"MS-SSIM with {scales} scales needs images larger than {need}px, got {x.shape}; "
                             "pass fewer scales")
     weights = np.array(MS_SSIM_WEIGHTS[:scales])
-    weights /= weights.sum()
+    if scales < 5:  # fewer scales: the first weights renormalised; 5 scales: the published weights as they are
+        weights /= weights.sum()  # (they sum to 1.0001; pytorch-msssim and Wang et al.'s code do not renormalise)
     values = []
     for level in range(scales):
         s, cs = _ssim_terms(x, y)

@@ -1,7 +1,8 @@
 """CheXpert@k (chambon2022 Tables 2-3): does a text encoder put reports with the same finding close together?
 
-For each report, take its k most similar OTHER reports (self excluded; ties broken by the lower index so the result
-is deterministic) and count the fraction sharing its CheXpert label. Per class: the mean over that class's reports;
+For each report, take its k most similar OTHER reports (self excluded) and count the fraction sharing its CheXpert
+label. Ties at the k-th neighbour get fractional credit: the m reports tied for the last r places each count r/m
+(the expected score under a uniformly random tie-break), so the result does not depend on the table's row order. Per class: the mean over that class's reports;
 macro: the unweighted mean over classes. Labels are one class per report; for multi-label reports pass sets: a
 neighbour then "shares" when the label sets intersect, and a report counts towards each of its classes.
 `neighbour_labels` (optional) gives the neighbours' side of the match separately: report i then shares with
@@ -47,10 +48,12 @@ def chexpert_at_k(similarity, labels: Sequence, k: int = 10, neighbour_labels: S
     other = sets if neighbour_labels is None else _label_sets(neighbour_labels)
     per_report = np.empty(n)
     for i in range(n):
-        row = sim[i].copy()
-        row[i] = -np.inf  # self excluded
-        order = np.argsort(-row, kind="stable")[:k]
-        per_report[i] = np.mean([bool(sets[i] & other[j]) for j in order])
+        row = np.delete(sim[i], i)  # self excluded
+        match = np.array([bool(sets[i] & other[j]) for j in range(n) if j != i], dtype=np.float64)
+        kth = np.partition(row, n - 1 - k)[n - 1 - k]  # the k-th largest similarity
+        above, tied = row > kth, row == kth
+        # Ties at the boundary share the remaining places (order-invariant, = the mean over random tie-breaks).
+        per_report[i] = (match[above].sum() + (k - above.sum()) * match[tied].mean()) / k
     classes = sorted({c for s in sets for c in s}, key=str)
     per_class = {c: float(np.mean([per_report[i] for i in range(n) if c in sets[i]])) for c in classes}
     return {"macro": float(np.mean(list(per_class.values()))), "per_class": per_class, "per_report": per_report,

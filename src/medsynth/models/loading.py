@@ -10,23 +10,16 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
-from ..embedded import minilm_dir
 from ..errors import MedsynthError
+from .hub import check_remote_code, resolve_name
 from .text_encoders import ConditioningTextEncoder, ConditioningTextEncoderConfig, _is_clip, _model_from_config
-
-EMBEDDED = {"embedded:minilm": minilm_dir}
-
-
-def resolve_name(name: str) -> str:
-    if name in EMBEDDED:
-        return str(EMBEDDED[name]())
-    return name
 
 
 def pretrained(loader: Callable[..., Any], entry: dict, what: str, **kwargs) -> Any:
     """Call `loader(name, ...)`; turn "not found / offline" failures into one MedsynthError naming the model."""
     name = resolve_name(entry["name"])
     opts = {k: entry[k] for k in ("subfolder", "revision") if entry.get(k)}
+    check_remote_code(entry, what)
     try:
         return loader(name, trust_remote_code=bool(entry.get("trust_remote_code", False)), **opts, **kwargs)
     except (OSError, ValueError) as err:

@@ -83,7 +83,7 @@ def study_tables(study: dict, config: dict) -> dict[str, str]:
                             "explicitly (inception-random is the labelled offline stand-in)")
     from ..metrics.backbones import check_backbone_allowed
 
-    check_backbone_allowed(fid["backbone"], config.get("scale", "demo"))
+    check_backbone_allowed(fid["backbone"], config.get("scale", "demo"), f"{STUDY_KEY}.fid.backbone")
     if s.get("scorer") not in SCORERS:
         raise MedsynthError(f"config error at '{STUDY_KEY}.scorer': name one of {', '.join(SCORERS)} explicitly "
                             "('classifier' is the project's own classifier, a labelled stand-in)")

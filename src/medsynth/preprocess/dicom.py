@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import re
 import warnings
 from contextlib import contextmanager
@@ -43,7 +44,8 @@ EMPTY = "empty image"
 BLANK = "blank image"
 DECODE_ERROR = "decode error"
 MISSING = "missing file"
-REASONS = (MISSING, NOT_DICOM, TRUNCATED, NO_PIXELS, NO_DECODER, MULTI_FRAME, COLOUR, PHOTOMETRIC, BIT_DEPTH,
+EMPTY_FILE = "empty file"   # 0 bytes on disk (an interrupted copy), distinct from a readable but empty image
+REASONS = (MISSING, EMPTY_FILE, NOT_DICOM, TRUNCATED, NO_PIXELS, NO_DECODER, MULTI_FRAME, COLOUR, PHOTOMETRIC, BIT_DEPTH,
            BAD_HEADER, EMPTY, BLANK, DECODE_ERROR)
 
 _COLOUR = {"RGB", "YBR_FULL", "YBR_FULL_422", "YBR_PARTIAL_420", "YBR_PARTIAL_422", "YBR_ICT", "YBR_RCT",
@@ -112,6 +114,18 @@ def read_stored(src) -> tuple[np.ndarray, dict]:
             raise RejectedInput(BAD_HEADER, _safe(f"{type(exc).__name__}: {exc}", ds)) from None
 
 
+def _size_of(src) -> int | None:
+    """Byte size of a path or a seekable buffer (None when it cannot be told without reading)."""
+    if isinstance(src, (str, os.PathLike)):
+        try:
+            return os.path.getsize(src)
+        except OSError:
+            return None  # missing: reported by the read below
+    if hasattr(src, "getbuffer"):
+        return src.getbuffer().nbytes
+    return None
+
+
 def read_dataset(src):
     """Parse the header (pixels stay undecoded). Files without the 'DICM' preamble are accepted only when they
     parse as a dataset that starts at group 0008 (old ACR-NEMA style exports); anything else is 'not a DICOM file'."""
@@ -120,6 +134,8 @@ def read_dataset(src):
 
     if isinstance(src, (bytes, bytearray)):
         src = io.BytesIO(src)
+    if _size_of(src) == 0:
+        raise RejectedInput(EMPTY_FILE, "0 bytes")
     with quiet_pydicom():
         try:
             try:

@@ -111,7 +111,10 @@ def _decode_raster(data: bytes) -> np.ndarray:
     """PNG / JPEG (or another OpenCV format) -> 2D uint8 / uint16; near-grey colour files are made grey."""
     import cv2
 
-    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    try:
+        arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error as exc:  # OpenCV raises (not returns None) on some malformed buffers
+        raise RejectedInput(UNREADABLE, f"OpenCV could not decode it ({type(exc).__name__})") from None
     if arr is None:
         raise RejectedInput(UNREADABLE, "not a decodable image file")
     if arr.dtype not in (np.uint8, np.uint16):
@@ -141,6 +144,8 @@ def load_levels(source, reader: SourceReader | None = None, raw: bool = False) -
     finally:
         if own:
             reader.close()
+    if not data:
+        raise RejectedInput(dicom.EMPTY_FILE, "0 bytes")
     kind = sniff(data)
     if kind in ("dicom", "unknown"):
         try:

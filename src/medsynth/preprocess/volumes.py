@@ -82,6 +82,8 @@ def _load_canonical(path, what: str, as_float: bool):
     path = Path(path)
     if not path.is_file():
         raise RejectedInput(f"missing {what}", f"{path.name} does not exist")
+    if path.stat().st_size == 0:  # an interrupted copy: say so, not "unreadable"
+        raise RejectedInput(f"empty file ({what})", "0 bytes")
     try:
         img = nib.load(str(path))
         # Reads (and decompresses) now, so a truncated or corrupt file is caught here.
