@@ -5,6 +5,7 @@
                     [--init-image xray.png --strength 0.6 [--mask lung_mask.png]]     (img2img / SDEdit)
   medsynth train {vae,diffusion} --model-config model.json|yaml --manifest manifest.parquet --results DIR
                  --work DIR --out DIR --summary summary.json [--seed 0] [--vae DIR]
+  medsynth app [--results results] [--port 8501] [--configfile config.yaml ...]   (the Streamlit app, 127.0.0.1)
 
 `train` runs one stage of a config model entry; start it under `accelerate launch --num_processes N` for N GPUs
 (the Snakemake train rules do that when a job has more than one GPU).
@@ -48,7 +49,20 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--summary", required=True, help="summary JSON written at the end")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--vae", default=None, help="trained VAE folder (diffusion stage of a from-scratch model)")
+    app = sub.add_parser("app", help="the interactive app over a results folder (Streamlit, on 127.0.0.1)")
+    app.add_argument("--results", default="results", help="the workflow's results folder")
+    app.add_argument("--port", type=int, default=8501)
+    app.add_argument("--address", default="127.0.0.1", help="listen address (default: this machine only)")
+    app.add_argument("--configfile", nargs="*", default=["config.yaml"],
+                     help="config files whose datasets' preprocess settings the Enhance page offers")
     return parser
+
+
+def run_app(args) -> int:
+    from .app import launch
+
+    configs = [c for c in args.configfile if Path(c).is_file()]
+    return launch(args.results, port=args.port, address=args.address, config_files=configs)
 
 
 def train(args) -> Path:
@@ -132,6 +146,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(path)
         elif args.command == "train":
             print(train(args))
+        elif args.command == "app":
+            return run_app(args)
     except MedsynthError as err:
         print(f"medsynth: error: {err}", file=sys.stderr)
         return 2
