@@ -19,7 +19,8 @@ CONFIG_ENV = "MEDSYNTH_CONFIGFILES"   # os.pathsep-separated config files (the E
 def streamlit_command(port: int = 8501, address: str = "127.0.0.1") -> list[str]:
     return [sys.executable, "-m", "streamlit", "run", str(APP_SCRIPT), "--server.address", address,
             "--server.port", str(int(port)), "--server.headless", "true", "--browser.gatherUsageStats", "false",
-            "--server.fileWatcherType", "none", "--global.developmentMode", "false"]
+            "--server.fileWatcherType", "none", "--global.developmentMode", "false",
+            "--client.toolbarMode", "viewer"]
 
 
 def app_environment(results: str | os.PathLike, config_files=()) -> dict:

@@ -9,7 +9,8 @@ import streamlit as st
 from . import CONFIG_ENV, RESULTS_ENV
 from .models import ModelInfo, describe, fingerprint, load_model
 
-NO_MODEL = "No trained model yet in `{models}`: run `make demo` (or train one model: `snakemake --cores 2 {models}/<model>/pipeline/unet/config.json`)."
+NO_MODEL = ("No trained model yet in `{models}`: run `make demo` (or train one model: "
+            "`snakemake --cores 2 {models}/<model>/pipeline/unet/config.json`).")
 
 
 def default_results() -> str:
