@@ -225,11 +225,20 @@ def test_enhance_page(results, monkeypatch):
     at.file_uploader(key="enh_upload").upload("chest.png", png_bytes(radiograph(48)), "image/png").run()
     assert not at.exception and len(at.image) == 2 and at.get("download_button")
     assert json.loads(at.code[0].value)["preprocess"]["clahe"]["clip_limit"] == 2.0
-    at.file_uploader(key="enh_upload").upload("chest.dcm", dicom_bytes(np.full((40, 40), 7, np.uint16)
-                                                                         + np.eye(40, dtype=np.uint16) * 900)).run()
+    pixels = np.full((40, 40), 7, np.uint16) + np.eye(40, dtype=np.uint16) * 900
+    at.file_uploader(key="enh_upload").upload("chest.dcm", dicom_bytes(pixels, window=(500, 1000))).run()
     assert not at.exception and len(at.image) == 2
+    window = {w.label: w for w in at.number_input if w.label.startswith("Window")}
+    assert (window["Window centre"].value, window["Window width"].value) == (500.0, 1000.0)  # the file's window
+    at.checkbox(key="enh_window_on").check().run()
+    window = {w.label: w for w in at.number_input if w.label.startswith("Window")}
+    window["Window width"].set_value(20.0).run()
+    assert "user window 500/20" in json.loads(at.code[0].value)["voi"]
     shown = json.dumps([e.value for e in at.json] + [e.value for e in at.code])
     assert "Modality" in shown and PHI_NAME not in shown and "MRN" not in shown  # allow-listed header fields only
+    at.file_uploader(key="enh_upload").upload("chest.png", png_bytes(radiograph(48)), "image/png").run()
+    assert not at.exception and any("window needs DICOM" in e for e in texts(at, "error"))
+    at.checkbox(key="enh_window_on").uncheck()
     at.file_uploader(key="enh_upload").upload("notes.txt", b"PatientName=Doe", "text/plain").run()
     assert not at.exception and not at.image
     assert any(e.startswith("Cannot use notes.txt: unreadable image") for e in texts(at, "error"))

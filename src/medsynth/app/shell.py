@@ -44,7 +44,7 @@ def cached_model(info: ModelInfo):
 
 
 def _pages() -> dict:
-    from .pages import compare, counterfactual, enhance, explore, generate
+    from .views import compare, counterfactual, enhance, explore, generate
 
     return {"generate": ("Generate", ":material/auto_awesome:", generate.render),
             "enhance": ("Enhance", ":material/contrast:", enhance.render),

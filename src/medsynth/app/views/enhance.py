@@ -8,10 +8,29 @@ import streamlit as st
 
 from ...errors import RejectedInput
 from ...preprocess.images import PREPROCESS_DEFAULTS
-from ..enhance import config_preprocess, enhance, png_bytes, settings, to_display
+from ..enhance import config_preprocess, decode, enhance, png_bytes, settings, to_display
 from ..shell import config_files
 
 DEFAULTS = "workflow defaults (schema)"
+
+
+def _file_window(upload) -> tuple[float, float]:
+    """The uploaded DICOM's first window (the widgets' starting values), else a 12-bit full-range window."""
+    meta = {}
+    if upload is not None:
+        try:
+            meta = decode(upload.getvalue())[1]
+        except RejectedInput:
+            pass  # reported once below, where the image is converted
+    try:
+        centre, width = (float(_first(meta[k])) for k in ("WindowCenter", "WindowWidth"))
+        return (centre, width) if width >= 1 else (2048.0, 4096.0)
+    except (KeyError, TypeError, ValueError):
+        return 2048.0, 4096.0
+
+
+def _first(value):
+    return value[0] if isinstance(value, (list, tuple)) else value
 
 
 def render(results: Path) -> None:
@@ -40,9 +59,12 @@ def render(results: Path) -> None:
     resize = d1.selectbox("Resize", modes, index=modes.index(pp["resize"]), key=f"enh_resize_{preset}")
     bit_depth = d2.selectbox("Bit depth", [8, 16], index=[8, 16].index(int(pp["bit_depth"])),
                              key=f"enh_bits_{preset}")
+    file_window = _file_window(upload)
     own_window = d3.checkbox("My window (DICOM)", value=False, key="enh_window_on")
-    centre = d4.number_input("Window centre", value=2048.0, key="enh_centre", disabled=not own_window)
-    width = d4.number_input("Window width", value=4096.0, min_value=1.0, key="enh_width", disabled=not own_window)
+    centre = d4.number_input("Window centre", value=file_window[0], key=f"enh_centre_{file_window}",
+                             disabled=not own_window, help="starts at the file's own window, when it has one")
+    width = d4.number_input("Window width", value=file_window[1], min_value=1.0, key=f"enh_width_{file_window}",
+                            disabled=not own_window)
     if upload is None:
         st.info("Upload a radiograph to enhance it.")
         return
