@@ -260,6 +260,10 @@ def test_explore_page(results, empty_results, monkeypatch):
     assert sorted(at.dataframe[1].value["reason"]) == ["lateral view", "truncated"]  # rejects by reason
     at.text_input(key="exp_text_phantom_cxr").input("no such words").run()
     assert any("No row matches" in w for w in texts(at, "warning"))
+    monkeypatch.setattr("medsynth.app.views.explore.TABLE_ROWS", 2)  # a large manifest: the table is capped
+    at = page("explore", results, monkeypatch).run()
+    assert len(at.dataframe[0].value) == 2 and "First 2 of 6 matching rows" in " ".join(texts(at, "caption"))
+    assert len(at.image[0].value) == 6  # thumbnails page through every matching row
 
 
 def test_compare_page(results, empty_results, monkeypatch):

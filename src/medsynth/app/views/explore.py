@@ -8,6 +8,7 @@ import streamlit as st
 from .. import outputs
 
 PAGE_SIZE = 12
+TABLE_ROWS = 1000
 TABLE_COLUMNS = ["id", "patient_id", "split", "view", "labels", "prompt"]
 
 
@@ -49,8 +50,11 @@ def _rows(results: Path, rows, labels: list[str], dataset: str) -> None:
     if rows.empty:
         st.warning("No row matches these filters.")
         return
-    table = rows.assign(labels=[outputs.positive_labels(r, labels) for _, r in rows.iterrows()])
+    head = rows.head(TABLE_ROWS)  # a full-size manifest (377k rows) is browsed by filtering, not scrolling
+    table = head.assign(labels=[outputs.positive_labels(r, labels) for _, r in head.iterrows()])
     st.dataframe(table[[c for c in TABLE_COLUMNS if c in table.columns]], hide_index=True)
+    if len(rows) > TABLE_ROWS:
+        st.caption(f"First {TABLE_ROWS:,} of {len(rows):,} matching rows: filter to narrow them down.")
     if "image" in rows.columns:
         pages = max(1, -(-len(rows) // PAGE_SIZE))
         page = st.number_input("Thumbnail page", min_value=1, max_value=pages, value=1, key=f"exp_page_{dataset}")
@@ -59,7 +63,7 @@ def _rows(results: Path, rows, labels: list[str], dataset: str) -> None:
         shown = [(p, c) for p, c in shown if p is not None]
         if shown:
             st.image([str(p) for p, _ in shown], caption=[c for _, c in shown], width=128)
-    picked = st.selectbox("Row", rows["id"].astype(str).tolist(), key=f"exp_row_{dataset}")
+    picked = st.selectbox("Row", head["id"].astype(str).tolist(), key=f"exp_row_{dataset}")
     row = rows[rows["id"].astype(str) == picked].iloc[0]
     left, right = st.columns([1, 2])
     path = outputs.image_path(results, row.get("image")) if "image" in rows.columns else None
