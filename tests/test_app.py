@@ -161,7 +161,7 @@ def test_config_preprocess_merges_like_snakemake(tmp_path, repo):
 
 def test_results_reader(results):
     df = outputs.manifest(results, "phantom_cxr")
-    assert outputs.datasets(results) == ["phantom_cxr"]
+    assert outputs.datasets(results) == ["phantom_cxr"] and outputs.has_images(results, "phantom_cxr")
     assert outputs.label_columns(df) == ["Cardiomegaly", "Pleural Effusion"]
     assert set(outputs.filter_manifest(df, splits=["train"])["split"]) == {"train"}
     eff = outputs.filter_manifest(df, label="Pleural Effusion", state="positive")
@@ -176,7 +176,7 @@ def test_results_reader(results):
                if v.id == "quality"]
     assert view.frame.loc["Ours (phantom, CI)", "SSIM"].startswith("0.5123 [1] / 0.82")
     html = outputs.table_html(view)
-    assert 'title="dataset: phantom_cxr; split: test; n: 6; method: skimage SSIM' in html
+    assert 'title="[1] dataset: phantom_cxr; split: test; n: 6; method: skimage SSIM' in html
     assert [c for _, c in outputs.sample_grid(outputs.sample_sets(results)[0][2], 2)] == [
         "Small left pleural effusion. (seed 0)", "Small left pleural effusion. (seed 1)"]
 
@@ -272,7 +272,7 @@ def test_compare_page(results, empty_results, monkeypatch):
     at = page("compare", results, monkeypatch).run()
     assert not at.exception
     html = "".join(m for m in texts(at, "markdown") if "medsynth-table" in m)
-    assert "0.5123 [1] / 0.82" in html and 'title="dataset: phantom_cxr' in html
+    assert "0.5123 [1] / 0.82" in html and 'title="[1] dataset: phantom_cxr' in html
     assert at.json[0].value and json.loads(at.json[0].value)["method"] == "skimage SSIM"  # provenance on click
     assert len(at.image[0].value) == 3 and "(seed 0)" in at.image[0].captions[0]  # sample grid
     assert len(at.get("vega_lite_chart")) == 2  # the vae and diffusion loss curves of the one logged model

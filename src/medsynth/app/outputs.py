@@ -15,7 +15,7 @@ import pandas as pd
 
 from ..manifest import CHEXPERT_LABELS
 from ..report.cells import load_cells
-from ..report.render import PROVENANCE_ORDER, SideBySide, _cell_text, side_by_side
+from ..report.render import _cell_text, _provenance_line, side_by_side
 
 LABEL_STATES = {"positive": 1.0, "negative": 0.0, "uncertain": -1.0}
 
@@ -28,6 +28,13 @@ def datasets(results: Path) -> list[str]:
 
 def manifest(results: Path, dataset: str) -> pd.DataFrame:
     return pd.read_parquet(Path(results) / "data" / dataset / "manifest.parquet")
+
+
+def has_images(results: Path, dataset: str) -> bool:
+    """Whether a dataset's manifest has an `image` column (read from the Parquet schema, not the rows)."""
+    import pyarrow.parquet as pq
+
+    return "image" in pq.read_schema(Path(results) / "data" / dataset / "manifest.parquet").names
 
 
 def rejects(results: Path, dataset: str) -> pd.DataFrame:
@@ -106,11 +113,6 @@ def table_views(paper: str, cells: list[dict]) -> list[TableView]:
     return views
 
 
-def provenance_text(p: dict) -> str:
-    keys = [k for k in PROVENANCE_ORDER if k in p] + [k for k in p if k not in PROVENANCE_ORDER]
-    return "; ".join(f"{k}: {p[k]}" for k in keys)
-
-
 def table_html(view: TableView) -> str:
     """An HTML table whose measured cells show their provenance on hover (title attribute)."""
     import html
@@ -124,7 +126,8 @@ def table_html(view: TableView) -> str:
             m = re.search(r"\[(\d+)\]", text)
             title = ""
             if m and 0 < int(m.group(1)) <= len(view.provenance):
-                title = f' title="{html.escape(provenance_text(view.provenance[int(m.group(1)) - 1]), quote=True)}"'
+                note = int(m.group(1))
+                title = f' title="{html.escape(_provenance_line(note, view.provenance[note - 1]), quote=True)}"'
             tds.append(f"<td{title}>{html.escape(text)}</td>")
         body.append("<tr>" + "".join(tds) + "</tr>")
     return (f'<table class="medsynth-table"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>')

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from . import CONFIG_ENV, RESULTS_ENV
+from . import CONFIG_ENV, RESULTS_ENV, outputs
 from .models import ModelInfo, describe, fingerprint, load_model
 
 NO_MODEL = ("No trained model yet in `{models}`: run `make demo` (or train one model: "
@@ -43,6 +43,17 @@ def _load(path: str, stamp: str):
 def cached_model(info: ModelInfo):
     """The model loaded once and kept (reloaded only when its files change)."""
     return _load(str(info.path), fingerprint(info))
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _manifest(results: str, dataset: str, stamp: int):
+    return outputs.manifest(Path(results), dataset)
+
+
+def cached_manifest(results: Path, dataset: str):
+    """A processed dataset's manifest, read once per file version (reruns happen at every widget change)."""
+    stamp = (Path(results) / "data" / dataset / "manifest.parquet").stat().st_mtime_ns
+    return _manifest(str(results), dataset, stamp)
 
 
 def _pages() -> dict:

@@ -13,7 +13,7 @@ from ...errors import MedsynthError, RejectedInput
 from .. import outputs
 from ..enhance import decode
 from ..models import LDM2D, list_models, png_with_settings
-from ..shell import NO_MODEL, cached_model
+from ..shell import NO_MODEL, cached_manifest, cached_model
 
 UPLOAD, DATASET = "Upload", "From a dataset"
 
@@ -34,12 +34,12 @@ def _input_image(results: Path):
             return None, ""
         levels, _ = decode(upload.getvalue())  # RejectedInput handled by the caller
         return levels.astype(np.float32) / 65535.0, upload.name
-    names = [d for d in outputs.datasets(results) if "image" in outputs.manifest(results, d).columns]
+    names = [d for d in outputs.datasets(results) if outputs.has_images(results, d)]
     if not names:
         st.info("No processed image dataset in this results folder: upload an image instead.")
         return None, ""
     dataset = st.selectbox("Dataset", names, key="cf_dataset")
-    df = outputs.manifest(results, dataset)
+    df = cached_manifest(results, dataset)
     df = df[df["image"].notna()]
     row_id = st.selectbox("Row", df["id"].astype(str).tolist(), key=f"cf_row_{dataset}")
     row = df[df["id"].astype(str) == row_id].iloc[0]

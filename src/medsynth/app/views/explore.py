@@ -6,6 +6,7 @@ from pathlib import Path
 import streamlit as st
 
 from .. import outputs
+from ..shell import cached_manifest
 
 PAGE_SIZE = 12
 TABLE_ROWS = 1000
@@ -19,7 +20,7 @@ def render(results: Path) -> None:
         st.info(f"No processed dataset yet in `{Path(results) / 'data'}`: run `make demo`.")
         return
     dataset = st.selectbox("Dataset", names, key="exp_dataset")
-    df = outputs.manifest(results, dataset)
+    df = cached_manifest(results, dataset)
     labels = outputs.label_columns(df)
     c1, c2, c3, c4 = st.columns(4)
     splits = c1.multiselect("Split", sorted(df["split"].dropna().unique()), key=f"exp_split_{dataset}")
