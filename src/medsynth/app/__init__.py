@@ -2,7 +2,7 @@
 
 Start it with `medsynth app --results results` (or `make app`); it listens on 127.0.0.1. The pages read what the
 workflow wrote and call the workflow's own loaders, samplers and preprocessing; they compute no metric.
-Page modules (medsynth.app.views.*, not a `pages/` folder: Streamlit would route that as scripts) hold the
+Page modules (medsynth.app.views.*; not `pages/`: Streamlit runs files there as standalone pages) hold the
 widgets; the logic they call lives in models, outputs and enhance.
 """
 from __future__ import annotations
