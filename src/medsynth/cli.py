@@ -5,6 +5,7 @@
                     [--init-image xray.png --strength 0.6 [--mask lung_mask.png]]     (img2img / SDEdit)
   medsynth train STAGE --model-config model.json|yaml --manifest manifest.parquet --results DIR
                  --work DIR --out DIR --summary summary.json [--seed 0] [--input STAGE=DIR ...]
+  medsynth app [--results results] [--port 8501] [--configfile config.yaml ...]   (the Streamlit app, 127.0.0.1)
 
   medsynth check-config FILE.yaml ...    (YAML syntax errors with file, line and column)
 
@@ -56,6 +57,12 @@ def _parser() -> argparse.ArgumentParser:
     chk = sub.add_parser("check-config", help="YAML syntax of config files, with file and line (Snakemake's "
                                               "message for a --configfile syntax error names neither)")
     chk.add_argument("files", nargs="+")
+    app = sub.add_parser("app", help="the interactive app over a results folder (Streamlit, on 127.0.0.1)")
+    app.add_argument("--results", default="results", help="the workflow's results folder")
+    app.add_argument("--port", type=int, default=8501)
+    app.add_argument("--address", default="127.0.0.1", help="listen address (default: this machine only)")
+    app.add_argument("--configfile", nargs="*", default=["config.yaml"],
+                     help="config files whose datasets' preprocess settings the Enhance page offers")
     return parser
 
 
@@ -66,6 +73,13 @@ def check_config(args) -> str:
     if problems:
         raise MedsynthError("\n".join(problems))
     return f"{len(args.files)} config file(s): YAML syntax ok"
+
+
+def run_app(args) -> int:
+    from .app import launch
+
+    configs = [c for c in args.configfile if Path(c).is_file()]
+    return launch(args.results, port=args.port, address=args.address, config_files=configs)
 
 
 def train(args) -> Path:
@@ -157,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
             print(train(args))
         elif args.command == "check-config":
             print(check_config(args))
+        elif args.command == "app":
+            return run_app(args)
     except MedsynthError as err:
         print(f"medsynth: error: {err}", file=sys.stderr)
         return 2

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -17,8 +17,10 @@ from .common import conditioning, decode, denoise, generators, initial_noise, st
 @torch.no_grad()
 def txt2img(vae, unet, text_encoder, tokenizer, scheduler, prompts: Sequence[str], seeds: Sequence[int],
             num_inference_steps: int = 50, guidance_scale: float = 7.5, negative_prompt: str = "",
-            height: int | None = None, width: int | None = None, eta: float = 0.0) -> torch.Tensor:
-    """Images (B, C, H, W) in [0, 1]; image i depends only on (prompts[i], seeds[i]) and the settings."""
+            height: int | None = None, width: int | None = None, eta: float = 0.0,
+            callback: Callable[[int, int], None] | None = None) -> torch.Tensor:
+    """Images (B, C, H, W) in [0, 1]; image i depends only on (prompts[i], seeds[i]) and the settings.
+    `callback(step, total)` is called after each denoising step (a progress bar; it cannot change the result)."""
     prompts = list(prompts)
     if len(prompts) != len(seeds):
         raise MedsynthError(f"{len(prompts)} prompts but {len(seeds)} seeds: give one seed per image")
@@ -33,8 +35,10 @@ def txt2img(vae, unet, text_encoder, tokenizer, scheduler, prompts: Sequence[str
     shape = (len(prompts), unet.config.in_channels, height // factor, width // factor)
     latents = initial_noise(shape, gens, device, dtype) * scheduler.init_noise_sigma
     kwargs = step_kwargs(scheduler, gens, eta)
-    for t in scheduler.timesteps:
+    for i, t in enumerate(scheduler.timesteps):
         latents = denoise(unet, scheduler, latents, t, context, guidance_scale, kwargs)
+        if callback is not None:
+            callback(i + 1, len(scheduler.timesteps))
     return decode(vae, latents.to(vae.dtype)).float().cpu()
 
 

@@ -1,0 +1,1 @@
+"""One module per app page, each with `render(results: Path)`: widgets only; logic is in medsynth.app.*."""
