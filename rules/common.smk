@@ -8,10 +8,12 @@ from medsynth.errors import MedsynthError
 
 try:
     wf.validate_config(config, Path(workflow.basedir) / "schemas" / "config.schema.yaml")
-    # Every pretrained model the run loads is there (local folder / HF cache) before the first job.
+    # Every pretrained model the run loads is there (local folder / HF cache) before the first job; checked by the
+    # Snakemake that plans the run, not again in each job (a cluster job re-reads the workflow).
     from medsynth.models import hub as _hub
 
-    _hub.check_run_models(config)
+    if not (workflow.remote_exec or workflow.subprocess_exec):
+        _hub.check_run_models(config)
 except MedsynthError as err:
     raise WorkflowError(str(err)) from None
 
