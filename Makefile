@@ -23,6 +23,10 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(SNAKEMAKE) --profile profiles/local --cores $(CORES) all
+	@echo "medsynth demo done. The report: $(CURDIR)/results/report/index.html"
+	@echo "  open it in a browser (file://$(CURDIR)/results/report/index.html), or serve it:"
+	@echo "  $(BIN)/python -m http.server -d results/report 8000   ->  http://127.0.0.1:8000/"
+	@echo "  the interactive app over the same results: make app"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

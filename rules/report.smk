@@ -12,6 +12,7 @@ rule paper_report:
     params:
         scale=config["scale"],
         configs=lambda wc: config_names(),
+        cells=PAPER_CELLS,
     log:
         logpath("paper_report", "paper"),
     benchmark:
@@ -69,3 +70,11 @@ rule report_screenshot:
         "../envs/report.yaml"
     script:
         "../scripts/screenshot_report.py"
+
+
+onstart:
+    # The live index (medsynth.report.progress): there from the first minute, replaced by the final one at the end.
+    from medsynth.report.progress import write_live_index
+
+    if write_live_index(R, PAPER_CELLS, config["scale"]):
+        print(f"medsynth: live index at {Path(R, 'report', 'index.html').resolve()} (each paper's page as it finishes)")

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from medsynth.io import atomic_path
 from medsynth.report.cells import load_cells
+from medsynth.report.progress import write_live_index
 from medsynth.report.render import side_by_side, to_html, to_markdown
 from medsynth.workflow import script_logging
 
@@ -18,3 +19,5 @@ for fmt, path in ((to_markdown, snakemake.output.markdown), (to_html, snakemake.
     with atomic_path(path) as tmp:
         tmp.write_text(fmt(paper, tables, snakemake.params.scale, config_name, figures))
 log.info("%s: %d measured cells, %d figures", paper, len(cells), len(figures))
+# While the run goes on, the live index links this page (the report_index rule writes the final one at the end).
+write_live_index(Path(snakemake.output.html).parent.parent, snakemake.params.cells, snakemake.params.scale)

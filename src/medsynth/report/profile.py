@@ -1,0 +1,61 @@
+"""Where a run's time went: Snakemake's per-job benchmark files (results/benchmarks/<rule>/<wildcards>.tsv) summed
+per paper and per rule, and the disk each results folder takes. Feeds bench/demo_profile.py and the demo budget.
+
+A job belongs to a paper when its rule or one of its wildcard values (a model entry, a page) starts with the paper's
+id (model entries are named after the paper that trains them); everything else (phantom, ingest, preprocessing,
+the classifier, the index) is `shared`.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+PAPERS = ("chambon2022", "chen2024", "choksi2025", "siddiqui2023", "xing2024")
+
+
+def paper_of(rule: str, wildcards: str, papers=PAPERS) -> str:
+    for part in [rule, *Path(wildcards).parts]:
+        for p in papers:
+            if part.startswith(p):
+                return p
+    return "shared"
+
+
+def read_benchmarks(results: str | Path, papers=PAPERS) -> pd.DataFrame:
+    """One row per finished job: rule, wildcards, paper, wall seconds, CPU seconds, peak RSS (MB)."""
+    root = Path(results) / "benchmarks"
+    rows = []
+    for tsv in sorted(root.rglob("*.tsv")):
+        rule = tsv.relative_to(root).parts[0]
+        wildcards = str(tsv.relative_to(root / rule).with_suffix(""))
+        try:
+            bench = pd.read_csv(tsv, sep="\t")
+        except (pd.errors.EmptyDataError, pd.errors.ParserError):
+            continue  # a job that died before Snakemake wrote its benchmark
+        if bench.empty or "s" not in bench:
+            continue
+        rows.append({"rule": rule, "wildcards": wildcards, "paper": paper_of(rule, wildcards, papers),
+                     "wall_s": float(bench["s"].iloc[0]), "cpu_s": float(bench.get("cpu_time", pd.Series([0])).iloc[0]),
+                     "max_rss_mb": float(bench.get("max_rss", pd.Series([0])).iloc[0] or 0)})
+    return pd.DataFrame(rows, columns=["rule", "wildcards", "paper", "wall_s", "cpu_s", "max_rss_mb"])
+
+
+def summarise(jobs: pd.DataFrame) -> dict:
+    """Per paper and per (paper, rule): jobs, wall and CPU seconds (sums of job times, not elapsed time: jobs run
+    in parallel), largest peak RSS."""
+    agg = dict(jobs=("rule", "size"), wall_s=("wall_s", "sum"), cpu_s=("cpu_s", "sum"), max_rss_mb=("max_rss_mb", "max"))
+    per_paper = jobs.groupby("paper").agg(**agg).sort_values("wall_s", ascending=False)
+    per_rule = jobs.groupby(["paper", "rule"]).agg(**agg).sort_values("wall_s", ascending=False)
+    return {"total_job_wall_s": float(jobs["wall_s"].sum()), "jobs": int(len(jobs)),
+            "per_paper": per_paper.round(1).reset_index().to_dict("records"),
+            "per_rule": per_rule.round(1).reset_index().to_dict("records")}
+
+
+def disk_usage(results: str | Path) -> dict[str, int]:
+    """Bytes under each top-level folder of results/ (symlinks not followed)."""
+    out = {}
+    for d in sorted(Path(results).iterdir()) if Path(results).is_dir() else []:
+        if d.is_dir():
+            out[d.name] = sum(f.stat().st_size for f in d.rglob("*") if f.is_file() and not f.is_symlink())
+    return out
