@@ -14,6 +14,7 @@ rule train_vae:
     params:
         model=model_cfg,
         seed=config["seed"],
+        keep_checkpoints=config["keep_checkpoints"],
         work=lambda wc, output: str(Path(output.summary).parent / "work" / "vae"),
         results=lambda wc, input: results_of(input.manifest, 2),
     log:
@@ -67,6 +68,7 @@ rule train_diffusion:
     params:
         model=model_cfg,
         seed=config["seed"],
+        keep_checkpoints=config["keep_checkpoints"],
         work=lambda wc, output: str(Path(output.summary).parent / "work" / "diffusion"),
         results=lambda wc, input: results_of(input.manifest, 2),
     log:
@@ -98,6 +100,7 @@ rule train_model_stage:
     params:
         model=model_cfg,
         seed=config["seed"],
+        keep_checkpoints=config["keep_checkpoints"],
         work=lambda wc, output: str(Path(output.summary).parent / "work" / wc.stage),
         results=lambda wc, input: results_of(input.manifest, 2),
     log:

@@ -15,7 +15,8 @@ vae = snakemake.input.get("vae")  # absent for a pretrained entry (its checkpoin
 summary = run_stage("diffusion", dict(snakemake.params.model), Path(snakemake.input.manifest),
                     Path(snakemake.params.results), Path(snakemake.params.work),
                     Path(snakemake.output.unet).parent.parent, Path(snakemake.output.summary), snakemake.params.seed,
-                    inputs={"vae": Path(vae).parent} if vae else None, gpus=int(snakemake.resources.get("gpu", 0) or 0), log=log)
+                    inputs={"vae": Path(vae).parent} if vae else None, gpus=int(snakemake.resources.get("gpu", 0) or 0), log=log,
+                    keep_checkpoints=snakemake.params.keep_checkpoints)
 summary["model"] = snakemake.wildcards.model
 write_json(summary, snakemake.output.summary)
 log.info("diffusion (%s): %d steps on %d process(es), best val %.5f, null-prompt fraction %.3f",

@@ -16,7 +16,8 @@ inputs = {s: Path(p).parent for s, p in snakemake.input.items() if s != "manifes
 out = Path(snakemake.output.marker).parent
 summary = run_stage(stage, model_cfg, Path(snakemake.input.manifest), Path(snakemake.params.results),
                     Path(snakemake.params.work), out, Path(snakemake.output.summary), snakemake.params.seed,
-                    inputs=inputs, gpus=int(snakemake.resources.get("gpu", 0) or 0), log=log)
+                    inputs=inputs, gpus=int(snakemake.resources.get("gpu", 0) or 0), log=log,
+                    keep_checkpoints=snakemake.params.keep_checkpoints)
 summary["model"] = snakemake.wildcards.model
 write_json(summary, snakemake.output.summary)
 write_json({"kind": family_of(model_cfg).kind, "stage": stage, "model": snakemake.wildcards.model,

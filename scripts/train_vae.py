@@ -12,7 +12,8 @@ log = script_logging(snakemake)
 torch.set_num_threads(snakemake.threads)
 summary = run_stage("vae", dict(snakemake.params.model), Path(snakemake.input.manifest), Path(snakemake.params.results),
                     Path(snakemake.params.work), Path(snakemake.output.config).parent, Path(snakemake.output.summary),
-                    snakemake.params.seed, gpus=int(snakemake.resources.get("gpu", 0) or 0), log=log)
+                    snakemake.params.seed, gpus=int(snakemake.resources.get("gpu", 0) or 0), log=log,
+                    keep_checkpoints=snakemake.params.keep_checkpoints)
 summary["model"] = snakemake.wildcards.model
 write_json(summary, snakemake.output.summary)
 log.info("VAE: %d steps on %d process(es), best val %.5f, latent scale %.4f", summary["steps"],

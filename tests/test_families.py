@@ -77,3 +77,19 @@ def test_ldm2d_sample_and_edit_through_the_registry_are_seeded_per_row(tmp_path)
     assert torch.equal(e[1], e[2]) and not torch.equal(e[0], e[1])
     with pytest.raises(MedsynthError, match="source image\\(s\\) missing"):
         fam.edit(pipe, edits.assign(source_image="nope.png"), tmp_path / "e", spec, tmp_path)
+
+
+def test_a_finished_stage_drops_its_checkpoints_only_when_asked(tmp_path, monkeypatch):
+    from medsynth.training import launch
+
+    def fake_stage(stage, model_cfg, manifest, results, work, out, summary, seed, inputs, gpus, log):
+        for sub in ("checkpoints/step-000002", "best", "tensorboard"):
+            (work / sub).mkdir(parents=True, exist_ok=True)
+            (work / sub / "w.safetensors").write_bytes(b"0" * 100)
+        return {"steps": 2}
+
+    monkeypatch.setattr(launch, "_run_stage", fake_stage)
+    args = ("vae", {}, tmp_path / "m.parquet", tmp_path, tmp_path / "w", tmp_path / "o", tmp_path / "s.json", 0)
+    assert launch.run_stage(*args) == {"steps": 2} and (tmp_path / "w" / "checkpoints").is_dir()
+    launch.run_stage(*args, keep_checkpoints=False)
+    assert sorted(p.name for p in (tmp_path / "w").iterdir()) == ["tensorboard"]

@@ -138,3 +138,15 @@ def load_module_weights(folder: Path, name: str, module: torch.nn.Module) -> Non
     if missing or unexpected:
         raise MedsynthError(f"checkpoint {folder}/{name} does not match the model: missing {missing[:3]}, "
                             f"unexpected {unexpected[:3]}")
+
+
+def drop_finished(work_dir: str | os.PathLike) -> int:
+    """After a stage has saved its model: remove its resume checkpoints and best-validation copy (the saved model
+    holds those weights), keeping logs, TensorBoard events and sample grids. Returns the bytes freed."""
+    freed = 0
+    for name in ("checkpoints", "best"):
+        folder = Path(work_dir) / name
+        if folder.is_dir():
+            freed += sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+            shutil.rmtree(folder)
+    return freed

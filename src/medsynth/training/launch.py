@@ -46,9 +46,21 @@ def launch_command(n_processes: int, stage_args: list[str], mixed_precision: str
 
 
 def run_stage(stage: str, model_cfg: dict, manifest: Path, results: Path, work: Path, out: Path, summary: Path,
-              seed: int, inputs: dict | None = None, gpus: int = 0, log=None) -> dict:
+              seed: int, inputs: dict | None = None, gpus: int = 0, log=None, keep_checkpoints: bool = True) -> dict:
     """Train one stage and write its summary JSON; on more than one GPU through `accelerate launch` (the launched
-    processes' output goes to work/accelerate-<stage>.log)."""
+    processes' output goes to work/accelerate-<stage>.log). Without keep_checkpoints, the finished stage's resume
+    checkpoints are removed (config `keep_checkpoints`: the saved model is what later stages read)."""
+    summary_of = _run_stage(stage, model_cfg, manifest, results, work, out, summary, seed, inputs, gpus, log)
+    if not keep_checkpoints:
+        from .checkpoint import drop_finished
+
+        freed = drop_finished(work)
+        if log is not None and freed:
+            log.info("removed the finished stage's checkpoints (%.1f MB)", freed / 1e6)
+    return summary_of
+
+
+def _run_stage(stage, model_cfg, manifest, results, work, out, summary, seed, inputs, gpus, log) -> dict:
     family_of(model_cfg).check_stage(stage)
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
