@@ -227,8 +227,8 @@ def select_images(manifest: pd.DataFrame, splits: Sequence[str], n_images: int, 
 
 def load_originals(paths: Sequence[str | os.PathLike], size: int) -> np.ndarray:
     """(N, size, size) uint8: each processed image as pytorch-fid reads it (16-bit scaled to 8), PIL bicubic to
-    size x size (medsynth.metrics.generative.read_image)."""
-    from ..metrics.generative import read_image
+    size x size (medsynth.metrics.images.read_image)."""
+    from ..metrics.images import read_image
 
     if not paths:
         raise MedsynthError("no images to load")
