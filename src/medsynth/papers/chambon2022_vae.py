@@ -31,6 +31,7 @@ import pandas as pd
 import torch
 
 from ..errors import MedsynthError
+from ..io import write_figure
 from ..manifest import CHEXPERT_LABELS
 
 PAPER = "chambon2022"
@@ -430,7 +431,7 @@ def plot_distributions(per_image: dict[str, pd.DataFrame], path: str | os.PathLi
             ax.text(0.5, 0.5, "no finite values", ha="center", transform=ax.transAxes)
     fig.suptitle(title or "VAE reconstruction: per-image distributions")
     fig.tight_layout()
-    _save(fig, path)
+    write_figure(fig, path)
 
 
 def plot_examples(table: pd.DataFrame, folder: str | os.PathLike, path: str | os.PathLike, n: int = 4,
@@ -458,14 +459,5 @@ def plot_examples(table: pd.DataFrame, folder: str | os.PathLike, path: str | os
         axes[i, 0].set_ylabel(name)
     fig.colorbar(im, ax=list(axes[2]), shrink=0.8, label="|difference| (0-255)")
     fig.suptitle(title or "VAE reconstruction examples")
-    _save(fig, path)
+    write_figure(fig, path)
 
-
-def _save(fig, path) -> None:
-    import matplotlib.pyplot as plt
-
-    from ..io import atomic_path
-
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
