@@ -1,6 +1,7 @@
-"""Atomic file writes: a killed job never leaves a half-written file that looks finished."""
+"""Atomic file writes (a killed job never leaves a half-written file that looks finished) and file hashes."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -42,6 +43,15 @@ def write_figure(fig, path: str | os.PathLike, dpi: int = 110) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, format="png")
     plt.close(fig)
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """sha256 of a file, read in 1 MiB blocks (weights files are large): the hash every provenance record carries."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
 
 def write_json(obj: Any, path: str | os.PathLike) -> None:
     with atomic_path(path) as tmp:

@@ -25,7 +25,6 @@ medsynth.metrics.retrieval.chexpert_at_k's.
 """
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -34,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import MedsynthError
-from ..io import write_figure
+from ..io import sha256_file, write_figure
 from ..manifest import CHEXPERT_LABELS
 from ..metrics.retrieval import bag_of_words_iou, chexpert_at_k, cosine_matrix
 
@@ -193,11 +192,7 @@ def weights_sha256(name: str) -> str | None:
         paths = [Path(h) for h in hits if isinstance(h, str)]
     if not paths:
         return None
-    h = hashlib.sha256()
-    with open(paths[0], "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return sha256_file(paths[0])
 
 
 def build_encoder(entry: dict, extraction: str, max_length: int, seed: int):

@@ -31,7 +31,7 @@ import pandas as pd
 import torch
 
 from ..errors import MedsynthError
-from ..io import write_figure
+from ..io import sha256_file, write_figure
 from ..manifest import CHEXPERT_LABELS
 
 PAPER = "chambon2022"
@@ -143,8 +143,6 @@ def load_vae(pretrained: dict | None = None, vae_dir: str | os.PathLike | None =
     subfolder (`pretrained`: {name: hub id or local folder}, safetensors only), or a trained VAE folder (rule
     train_vae). See vae_source."""
     from diffusers import AutoencoderKL
-
-    from ..metrics.inception import sha256_file
 
     pre = pretrained
     if pre:
