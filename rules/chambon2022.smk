@@ -1,7 +1,10 @@
 # chambon2022 Study 2: text encoders compared by CheXpert@k on report impressions (Tables 2 and 3, t-SNE figures).
 # One job selects the reports, one job per encoder embeds them with all its extraction methods (one model load),
-# one job scores the baselines, one job assembles the report cells. Setup (C2T_*) lives in rules/common.smk.
+# one job scores the baselines, one job assembles the report cells.
 # `snakemake chambon2022_text` builds the study and the chambon2022 report page.
+
+include: "chambon2022_setup.smk"  # the study's settings, paths and input functions
+
 
 if C2T_ON:
     PAPER_CELLS["chambon2022"].append(f"{C2T_EVAL}/cells.json")

@@ -2,7 +2,9 @@
 # Each strategy is a models: entry (pretrained: {model: <base>}, few-shot rows:) trained and sampled by the generic
 # rules (train.smk, sample.smk); here: real class references (one job per class x feature space), one evaluation
 # job per strategy (FID + domain distance per prompt, Table 5 metrics, sample grid) and one job for the cells.
-# Setup (C2A_*) lives in rules/common.smk.
+
+include: "chambon2022_adapt_setup.smk"  # the study's settings, paths and input functions
+
 
 if C2A_ON:
     PAPER_CELLS["chambon2022"].append(f"{C2A_EVAL}/cells.json")

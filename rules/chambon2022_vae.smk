@@ -1,8 +1,11 @@
 # chambon2022 Study 1: VAE reconstruction of real radiographs (Tables 1 and 6, reconstruction figure).
 # Per dataset (table1 | table6 of config chambon2022.vae_study.datasets): one job reconstructs its images with the
 # study's VAE, one job scores the pairs (RMSE/PSNR/SSIM, FID, classifier on originals vs reconstructions, feature
-# cosine); one job assembles the report cells and figures. Setup (C2V_*) lives in rules/common.smk.
+# cosine); one job assembles the report cells and figures.
 # `snakemake chambon2022_vae` builds the study and the chambon2022 report page.
+
+include: "chambon2022_vae_setup.smk"  # the study's settings, paths and input functions
+
 
 if C2V_ON:
     PAPER_CELLS["chambon2022"].append(f"{C2V_EVAL}/cells.json")

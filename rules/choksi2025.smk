@@ -2,6 +2,9 @@
 # config["choksi2025"]["model"]) and the generic generative_metrics rule (FID, rules/evaluate.smk) into the poster's
 # tables and figures; `snakemake choksi2025` builds its report page.
 
+include: "choksi2025_setup.smk"  # the study's settings, paths and input functions
+
+
 rule choksi2025_quality:
     input:
         samples=ch_samples("reports"),

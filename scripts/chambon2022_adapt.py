@@ -58,33 +58,23 @@ elif p.step == "evaluate":
     # Table 5: the scorer's positive-label probability on the negative- and effusion-prompt samples.
     label = study["positive_label"]
     scores = {}
-    if study.get("scorer", "classifier") == "xrv-densenet121":
-        from medsynth.classifier.data import image_batch
-        from medsynth.classifier.xrv import load_xrv_densenet, xrv_predict
+    from medsynth.classifier.data import image_batch
+    from medsynth.metrics.scoring import load_scorer
 
-        model, sha = load_xrv_densenet(Path(inputs.scorer_weights))
-        for name in C.REQUIRED_SETS:
-            t = read_table(inputs[f"samples_{name}"])
-            folder = Path(inputs[f"samples_{name}"]).parent
-            scores[name] = xrv_predict(model, image_batch([folder / f for f in t["file"]], 224), [label])[:, 0]
-        record["scorer"] = {"name": "torchxrayvision DenseNet-121", "backbone": "xrv-densenet121",
-                            "weights_sha256": sha, "label": label}
+    scorer = load_scorer(study.get("scorer", "classifier"), inputs.get("scorer_weights"), inputs.get("scorer_card"),
+                         labels=[label])
+    for name in C.REQUIRED_SETS:
+        t = read_table(inputs[f"samples_{name}"])
+        folder = Path(inputs[f"samples_{name}"]).parent
+        scores[name] = scorer.predict(image_batch([folder / f for f in t["file"]], scorer.image_size))[:, 0]
+    if scorer.backbone == "xrv-densenet121":
+        described = "torchxrayvision DenseNet-121"
     else:
-        from medsynth.classifier.data import image_batch
-        from medsynth.classifier.train import load_classifier, predict
-
-        model, meta = load_classifier(Path(inputs.scorer_weights), Path(inputs.scorer_card))
-        if label not in meta["labels"]:
-            raise ValueError(f"the classifier was not trained on '{label}' (labels: {meta['labels']})")
-        for name in C.REQUIRED_SETS:
-            t = read_table(inputs[f"samples_{name}"])
-            folder = Path(inputs[f"samples_{name}"]).parent
-            prob = predict(model, image_batch([folder / f for f in t["file"]], meta["image_size"]))
-            scores[name] = prob[:, meta["labels"].index(label)]
-        record["scorer"] = {"name": f"the project's {meta['arch']} classifier (STAND-IN for torchxrayvision "
-                                    f"DenseNet-121; trained on {meta['dataset']} real train images)",
-                            "backbone": f"classifier:{meta['arch']}", "weights_sha256": meta.get("weights_sha256"),
-                            "label": label}
+        card = read_json(inputs.scorer_card)
+        described = (f"the project's {card['arch']} classifier (STAND-IN for torchxrayvision DenseNet-121; trained "
+                     f"on {card['dataset']} real train images)")
+    record["scorer"] = {"name": described, "backbone": scorer.backbone, "weights_sha256": scorer.weights_sha256,
+                        "label": label}
     record["table5"] = C.table5_metrics(scores["negative"], scores["effusion"], study.get("threshold", 0.5))
     write_json(record, snakemake.output.record)
     C.sample_grid(snakemake.output.figure, grid, f"{snakemake.wildcards.model} ({p.scale} scale)")

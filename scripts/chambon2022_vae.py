@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from medsynth.devices import job_device
 from medsynth.io import read_table, write_json, write_table
 from medsynth.papers import chambon2022_vae as V
 from medsynth.workflow import script_logging
@@ -17,7 +18,7 @@ p = snakemake.params
 study, step = V.settings(p.study), p.step
 
 if step == "reconstruct":
-    device = "cuda" if torch.cuda.is_available() and int(snakemake.resources.get("gpu", 0) or 0) > 0 else "cpu"
+    device = job_device(snakemake.resources.get("gpu", 0))
     vae_dir = Path(snakemake.input.vae).parent if snakemake.input.get("vae") else None
     vae, info = V.load_vae(p.pretrained, vae_dir, device=device)
     rows = V.select_images(read_table(snakemake.input.manifest), study["splits"], study["n_images"], p.seed)

@@ -9,7 +9,7 @@ import numpy as np
 
 from medsynth.classifier.data import image_batch, label_targets
 from medsynth.classifier.train import load_classifier, predict
-from medsynth.io import atomic_path, read_table, write_json
+from medsynth.io import read_table, write_figure, write_json
 from medsynth.papers.choksi2025 import classifier_auc
 from medsynth.workflow import script_logging
 
@@ -43,6 +43,5 @@ ax.set_ylabel("AUC")
 ax.set_title(f"Classifier AUC per finding, {len(samples)} report prompts ({p.dataset}, {p.scale} scale)", fontsize=9)
 ax.legend(fontsize=7, loc="lower right")
 fig.tight_layout()
-with atomic_path(snakemake.output.figure) as tmp:
-    fig.savefig(tmp, format="png", dpi=120)
+write_figure(fig, snakemake.output.figure, dpi=120)
 log.info("generated-image AUCs: %s", {n: out["generated"][n]["auc"] for n in names})

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from PIL import Image
 
-from medsynth.io import atomic_path, read_json, read_table, write_json
+from medsynth.io import read_json, read_table, write_figure, write_json
 from medsynth.papers.text_control import (cohort_reference, finding_region, region_contrast, seed_spread,
                                           split_arms, verdict)
 from medsynth.workflow import script_logging
@@ -24,9 +24,7 @@ FINDING, SIDE, SEVERITIES, FINDING_PHRASE = "effusion", "right", ("moderate", "l
 
 def save(fig, path):
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
+    write_figure(fig, path)
 
 
 def images(table_path):

@@ -8,6 +8,7 @@ import platform
 
 import torch
 
+from medsynth.devices import job_device
 from medsynth.errors import MedsynthError
 from medsynth.io import read_json, write_json
 from medsynth.metrics.timing import measure_latency, peak_memory
@@ -21,7 +22,7 @@ from medsynth.workflow import script_logging
 log = script_logging(snakemake)
 torch.set_num_threads(snakemake.threads)
 p = snakemake.params
-device = "cuda" if torch.cuda.is_available() else "cpu"
+device = job_device()
 pipe = load_pipeline(p.pipeline, device=device)
 components = dict(vae=pipe.vae, unet=pipe.unet, text_encoder=pipe.text_encoder, tokenizer=pipe.tokenizer,
                   scheduler=make_scheduler("ddim", pipe.scheduler.config))

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from medsynth.errors import RejectedInput  # noqa: E402
-from medsynth.io import atomic_path, read_table  # noqa: E402
+from medsynth.io import read_table, write_figure  # noqa: E402
 from medsynth.preprocess.images import load_levels, preprocess_settings, render  # noqa: E402
 from medsynth.workflow import script_logging  # noqa: E402
 
@@ -64,7 +64,5 @@ fig.suptitle(f"{snakemake.wildcards.dataset}: CLAHE clip {clahe['clip_limit']}, 
              f"{pp['image_size']} px, {pp['bit_depth']}-bit", fontsize=10)
 fig.tight_layout()
 out = Path(snakemake.output[0])
-with atomic_path(out) as tmp:
-    fig.savefig(tmp, dpi=100, format="png")
-plt.close(fig)
+write_figure(fig, out, dpi=100)
 log.info("wrote %s (%d images)", out.name, len(panels))

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import torch
 
+from medsynth.devices import job_device
 from medsynth.families import family_of
 from medsynth.io import read_table, write_table
 from medsynth.sampling.prompt_sets import resolve_prompt_set
@@ -15,7 +16,7 @@ torch.set_num_threads(snakemake.threads)
 spec = snakemake.params.spec
 fam = family_of(snakemake.params.model)
 table = resolve_prompt_set(spec, read_table(snakemake.input.manifest) if spec.get("splits") else None)
-device = "cuda" if torch.cuda.is_available() and int(snakemake.resources.get("gpu", 0) or 0) > 0 else "cpu"
+device = job_device(snakemake.resources.get("gpu", 0))
 model = fam.load(snakemake.params.folder, device)
 table.insert(0, "file", [f"{i:05d}.{fam.outputs}" for i in range(len(table))])
 table = fam.sample(model, table, Path(snakemake.output.table).parent, spec, Path(snakemake.params.results), device)

@@ -79,6 +79,48 @@ def test_models_listing_and_family_seam(results, tmp_path):
         load_model(infos["halfway"])
 
 
+TOY_FAMILY = """
+from pathlib import Path
+import numpy as np
+from PIL import Image
+
+def load(folder, device):
+    return {"level": int((Path(folder) / "level.txt").read_text())}
+
+def sample(model, table, out_dir, spec, results, device):
+    for row in table.itertuples():
+        rng = np.random.default_rng(row.seed)
+        image = np.full((8, 8), model["level"], np.uint8) + rng.integers(0, 3, (8, 8), dtype=np.uint8)
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(Path(out_dir) / row.file)
+    return table.assign(steps=spec["steps"])
+"""
+
+
+def test_any_family_is_described_from_its_markers_and_samples_through_the_registry(tmp_path, monkeypatch):
+    from medsynth import families
+
+    (tmp_path / "toy_family_impl.py").write_text(TOY_FAMILY)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(families.FAMILIES, "toy", families.Family(kind="toy", module="toy_family_impl",
+                                                                  stages=("first", "second")))
+    models = tmp_path / "results" / "models"
+    (models / "m" / "first").mkdir(parents=True)
+    (models / "m" / "first" / "family.json").write_text(json.dumps({"kind": "toy", "stage": "first"}))
+    info = describe(models / "m")
+    assert info.family == "toy" and not info.can_sample and "second" in info.reason
+    (models / "m" / "second").mkdir()
+    (models / "m" / "second" / "level.txt").write_text("100")
+    (models / "m" / "second" / "family.json").write_text(json.dumps({"kind": "toy", "stage": "second"}))
+    info = describe(models / "m")
+    assert info.can_sample and info.weights == models / "m" / "second"
+    out = load_model(info).generate("Left pleural effusion.", seed=5, steps=3)
+    want = 100 + np.random.default_rng(5).integers(0, 3, (8, 8), dtype=np.uint8)
+    assert np.array_equal(out.image, want) and out.settings["family"] == "toy" and out.settings["steps"] == 3
+    (models / "x" / "stage").mkdir(parents=True)
+    (models / "x" / "stage" / "family.json").write_text(json.dumps({"kind": "nope"}))
+    assert not describe(models / "x").can_sample and "not a registered family" in describe(models / "x").reason
+
 def test_generate_is_the_workflow_sampler_and_png_carries_settings(results):
     model = load_model(describe(results / "models" / MODEL))
     steps = []

@@ -1,6 +1,7 @@
-"""Atomic file writes: a killed job never leaves a half-written file that looks finished."""
+"""Atomic file writes (a killed job never leaves a half-written file that looks finished) and file hashes."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -32,6 +33,24 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+
+def write_figure(fig, path: str | os.PathLike, dpi: int = 110) -> None:
+    """A matplotlib figure as a PNG, atomically; the figure is closed (a job drawing many leaks none)."""
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
+    plt.close(fig)
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """sha256 of a file, read in 1 MiB blocks (weights files are large): the hash every provenance record carries."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def write_json(obj: Any, path: str | os.PathLike) -> None:

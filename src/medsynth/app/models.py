@@ -1,9 +1,10 @@
 """Trained models in a results folder, as the app sees them: which family, whether it can sample, and loading.
 
-`load_model` is the one seam where model families plug in: today the ldm2d family (a diffusers pipeline folder
-written by the train_diffusion rule, loaded with medsynth.pipeline_io.load_pipeline). A model folder of another
-family is listed with the reason the app cannot sample it yet. Sampling and editing call the workflow's own
-samplers (medsynth.sampling): the app never carries a sampler of its own.
+`load_model` goes through the model-family registry (medsynth.families): an ldm2d model is a diffusers pipeline
+folder (rules train_vae/train_diffusion); a model of any other family is recognised from the `family.json` marker
+that rule train_model_stage writes in each stage folder (its `kind`), and is finished when its last stage's marker
+is there. Generating and editing call the family's own `sample`/`edit` (the workflow's samplers): the app never
+carries a sampler of its own.
 """
 from __future__ import annotations
 
@@ -43,8 +44,36 @@ def describe(model_dir: Path) -> ModelInfo:
     if (model_dir / "vae" / "config.json").is_file():
         return ModelInfo(model_dir.name, model_dir, LDM2D, None,
                          "training not finished: the VAE stage is done, the diffusion stage is not")
-    return ModelInfo(model_dir.name, model_dir, None, None,
-                     "no model the app can load yet (no diffusers pipeline folder; other families are not wired in)")
+    return _describe_family(model_dir) or ModelInfo(
+        model_dir.name, model_dir, None, None,
+        "no model the app can load yet (no diffusers pipeline folder and no family.json stage marker)")
+
+
+def _describe_family(model_dir: Path) -> ModelInfo | None:
+    """A model of a registered family from its stages' family.json markers (kind in the JSON), or None."""
+    from .. import families
+
+    kinds = set()
+    for marker in sorted(model_dir.glob("*/family.json")):
+        try:
+            kinds.add(str(json.loads(marker.read_text())["kind"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # half-written or foreign marker: says nothing about the family
+    if not kinds:
+        return None
+    if len(kinds) > 1:
+        return ModelInfo(model_dir.name, model_dir, None, None, f"stage markers of several kinds: {sorted(kinds)}")
+    kind = kinds.pop()
+    if kind not in families.FAMILIES:
+        return ModelInfo(model_dir.name, model_dir, None, None,
+                         f"model kind '{kind}' is not a registered family ({', '.join(sorted(families.FAMILIES))})")
+    fam = families.family(kind)
+    if (model_dir / fam.marker(fam.stages[-1])).is_file():
+        return ModelInfo(model_dir.name, model_dir, kind, model_dir / fam.sample_dir)
+    done = [s for s in fam.stages if (model_dir / fam.marker(s)).is_file()]
+    return ModelInfo(model_dir.name, model_dir, kind, None,
+                     f"training not finished: {kind} stages done {done or 'none'}, last stage "
+                     f"'{fam.stages[-1]}' is not")
 
 
 def list_models(results: Path) -> list[ModelInfo]:
@@ -154,14 +183,67 @@ def _check_settings(prompt: str, steps: int, guidance: float) -> None:
         raise MedsynthError(f"guidance must be >= 0, got {guidance}")
 
 
+class FamilyModel:
+    """A trained model of any registered family: one sample through the family's own `sample` (one table row,
+    written to a temporary folder and read back; a 3D volume is shown as its middle axial slice)."""
+
+    def __init__(self, name: str, family, model, results: Path, device: str = "cpu"):
+        self.name, self.fam, self.model, self.results, self.device = name, family, model, Path(results), device
+        self.family = family.kind
+
+    def generate(self, prompt: str, seed: int = 0, steps: int = 50, guidance: float = 7.5, sampler: str | None = None,
+                 negative_prompt: str = "", on_step: Callable[[int, int], None] | None = None) -> Generated:
+        import tempfile
+
+        import pandas as pd
+
+        from .. import __version__
+
+        _check_settings(prompt, steps, guidance)
+        table = pd.DataFrame({"prompt": [prompt], "seed": [int(seed)], "file": [f"00000.{self.fam.outputs}"]})
+        spec = {"steps": int(steps), "guidance_scale": float(guidance), "negative_prompt": negative_prompt,
+                "batch_size": 1, **({"sampler": sampler} if sampler else {})}
+        start = time.perf_counter()
+        with tempfile.TemporaryDirectory(prefix="medsynth-app-") as tmp:
+            self.fam.sample(self.model, table, Path(tmp), spec, self.results, self.device)
+            image = _read_output(Path(tmp) / table["file"][0])
+        seconds = time.perf_counter() - start
+        if on_step is not None:
+            on_step(int(steps), int(steps))
+        settings = {"model": self.name, "family": self.family, "prompt": prompt, "negative_prompt": negative_prompt,
+                    "seed": int(seed), "steps": int(steps), "guidance_scale": float(guidance), "sampler": sampler,
+                    "size": list(image.shape[:2]), "medsynth": __version__, "seconds": round(seconds, 3)}
+        return Generated(image, seconds, settings)
+
+
+def _read_output(path: Path) -> np.ndarray:
+    """A family's output file as a uint8 image: a PNG as it is, a NIfTI volume's middle axial slice (min-max)."""
+    if not path.is_file():
+        raise MedsynthError(f"the model wrote no {path.name}")
+    if path.name.endswith((".nii", ".nii.gz")):
+        import nibabel as nib
+
+        vol = np.asarray(nib.load(str(path)).get_fdata(), dtype=np.float64)
+        sl = vol[..., vol.shape[-1] // 2] if vol.ndim == 3 else vol
+        lo, hi = float(sl.min()), float(sl.max())
+        return np.round((sl - lo) / (hi - lo or 1.0) * 255).astype(np.uint8)
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("L") if im.mode not in ("L", "RGB") else im)
+
+
 def load_model(info: ModelInfo, device: str = "cpu"):
-    """Load a model for sampling: the single place where a model family is chosen (others plug in here)."""
+    """Load a model for sampling through its family in the registry (medsynth.families)."""
+    from .. import families
+
     if not info.can_sample:
         raise MedsynthError(f"model {info.name} cannot be sampled: {info.reason}")
+    fam = families.family(info.family)
+    model = fam.load(info.weights, device)
     if info.family == LDM2D:
-        from ..pipeline_io import load_pipeline
-        return Ldm2dModel(info.name, load_pipeline(info.weights, device=device))
-    raise MedsynthError(f"model {info.name}: the app cannot sample the {info.family} family yet")
+        return Ldm2dModel(info.name, model)
+    return FamilyModel(info.name, fam, model, info.path.parent.parent, device)
 
 
 def example_prompts(info: ModelInfo, results: Path, limit: int = 20) -> list[str]:

@@ -35,9 +35,9 @@ def sidebar() -> Path:
 
 @st.cache_resource(show_spinner="Loading the model (once; later runs reuse it)...", max_entries=4)
 def _load(path: str, stamp: str):
-    import torch
+    from ..devices import job_device
 
-    return load_model(describe(Path(path)), device="cuda" if torch.cuda.is_available() else "cpu")
+    return load_model(describe(Path(path)), device=job_device())
 
 
 def cached_model(info: ModelInfo):

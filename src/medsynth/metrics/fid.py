@@ -9,19 +9,16 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable
 
 import numpy as np
 import torch
 from scipy import linalg
 
 from ..errors import MedsynthError
+from .images import IMAGE_EXTENSIONS, folder_batches, list_images, to_batch  # noqa: F401 (this module's API)
 from .inception import BackboneInfo
-from .stats import CachedStats, FeatureStats
-
-# pytorch-fid's IMAGE_EXTENSIONS
-IMAGE_EXTENSIONS = ("bmp", "jpg", "jpeg", "pgm", "png", "ppm", "tif", "tiff", "webp")
-
+from .stats import DECLARE_HOW, CachedStats, FeatureStats
 
 # -- distances --------------------------------------------------------------------------------------------------------
 def _psd_eigenvalues(w: np.ndarray) -> np.ndarray:
@@ -89,53 +86,6 @@ def kernel_inception_distance(feats1: np.ndarray, feats2: np.ndarray, subsets: i
         values[i] = ((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
                      - 2 * kxy.mean())
     return float(values.mean()), float(values.std()), m
-
-
-# -- image batches ----------------------------------------------------------------------------------------------------
-def to_batch(images) -> torch.Tensor:
-    """uint8 or [0, 1] float images -> N x 3 x H x W float32 tensor. Accepts a torch N x C x H x W tensor (C = 1/3)
-    or numpy H x W, H x W x C, N x H x W, N x H x W x C."""
-    if isinstance(images, torch.Tensor):
-        x = images.detach().cpu()
-        if x.ndim != 4 or x.shape[1] not in (1, 3):
-            raise MedsynthError(f"image tensor must be N x (1|3) x H x W, got {tuple(x.shape)}")
-    else:
-        arr = np.asarray(images)
-        if arr.ndim == 2:
-            arr = arr[None]
-        if arr.ndim == 3 and arr.shape[-1] not in (1, 3):
-            arr = arr[..., None]  # N x H x W grayscale
-        elif arr.ndim == 3:
-            arr = arr[None]
-        if arr.ndim != 4 or arr.shape[-1] not in (1, 3):
-            raise MedsynthError(f"cannot read images of shape {np.shape(images)} as (N x) H x W (x C)")
-        x = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2)
-    if x.dtype == torch.uint8:
-        x = x.float() / 255.0
-    else:
-        x = x.float()
-        if x.numel() and (x.min() < 0 or x.max() > 1):
-            raise MedsynthError(f"float images must lie in [0, 1], got [{float(x.min()):.3g}, {float(x.max()):.3g}]")
-    if x.shape[1] == 1:
-        x = x.expand(-1, 3, -1, -1)
-    return x.contiguous()
-
-
-def list_images(folder: str | os.PathLike) -> list[Path]:
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise MedsynthError(f"image folder not found: {folder}")
-    files = sorted(p for ext in IMAGE_EXTENSIONS for p in folder.glob(f"*.{ext}"))
-    if not files:
-        raise MedsynthError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {folder}")
-    return files
-
-
-def folder_batches(folder: str | os.PathLike, batch_size: int = 50) -> Iterator[torch.Tensor]:
-    """Images read as pytorch-fid does (PIL convert("RGB"), /255); same-size runs are batched together."""
-    from .generative import image_batches  # generative builds on this module: import here, not at the top
-
-    return image_batches(list_images(folder), "native", batch_size)
 
 
 # -- evaluator --------------------------------------------------------------------------------------------------------
@@ -208,8 +158,6 @@ class InceptionEvaluator:
     def check_reference(self, ref: CachedStats) -> None:
         """Refuse cached statistics made with another backbone, weights file, resize mode or feature size."""
         if not ref.meta:
-            from .generative import DECLARE_HOW
-
             raise MedsynthError(f"reference statistics {ref.path} carry no metadata (a pytorch-fid .npz?), so the "
                                 f"backbone, weights, dims and resize they were made with cannot be checked; "
                                 f"{DECLARE_HOW}")

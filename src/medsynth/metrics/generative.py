@@ -13,18 +13,17 @@ so real and generated images of different sizes are compared at one resolution).
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
-from ..errors import MedsynthError, RejectedInput
-from .fid import InceptionEvaluator, generative_records, to_batch
-from .stats import CachedStats
+from ..errors import MedsynthError
+from .fid import InceptionEvaluator, generative_records
+from .images import RESIZE_FILTERS, image_batches, parse_resize, read_image  # noqa: F401 (this module's API)
+from .stats import DECLARE_HOW, CachedStats  # noqa: F401 (DECLARE_HOW: this module's API)
 
-RESIZE_FILTERS = ("nearest", "bilinear", "bicubic", "lanczos", "box")
 RESIZE_PATTERN = r"native|(?:" + "|".join(RESIZE_FILTERS) + r")\d+"
 SPLIT_PATTERN = r"all|[a-z]+(?:\+[a-z]+)*"
 
@@ -36,51 +35,6 @@ def rule_evaluator(backbone: str, resize: str, settings: dict, seed: int, cache_
     return InceptionEvaluator.create(backbone=backbone, weights=weights, card=card, dims=settings["dims"], seed=seed,
                                      cache_dir=cache_dir, reservoir_size=settings["reservoir_size"],
                                      is_splits=settings["is_splits"], pre_resize=resize)
-
-
-def parse_resize(spec: str) -> tuple[str | None, int | None]:
-    """'native' -> (None, None); 'bicubic64' -> ('bicubic', 64)."""
-    if spec == "native":
-        return None, None
-    m = re.fullmatch(r"(" + "|".join(RESIZE_FILTERS) + r")(\d+)", spec)
-    if not m or int(m.group(2)) < 8:
-        raise MedsynthError(f"resize mode '{spec}' is not 'native' or <filter><size> with filter in "
-                            f"{RESIZE_FILTERS} and size >= 8 (e.g. bicubic64)")
-    return m.group(1), int(m.group(2))
-
-
-def read_image(path: str | os.PathLike, resize: str = "native") -> np.ndarray:
-    """An image as H x W x 3 uint8, read as pytorch-fid reads it (PIL convert('RGB')); 16-bit grayscale PNGs are
-    scaled to 8 bits first (PIL's own conversion would clip them). Optionally resized (PIL, `resize` spec)."""
-    from PIL import Image
-
-    filt, size = parse_resize(resize)
-    try:
-        with Image.open(path) as im:
-            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                arr = np.asarray(im, dtype=np.float64)
-                im = Image.fromarray(np.clip(np.round(arr / 257.0), 0, 255).astype(np.uint8))
-            im = im.convert("RGB")
-            if size is not None and im.size != (size, size):
-                im = im.resize((size, size), getattr(Image.Resampling, filt.upper()))
-            return np.asarray(im)
-    except OSError as err:
-        raise RejectedInput("unreadable image", f"{Path(path).name}: {err}") from err
-
-
-def image_batches(paths: Sequence[str | os.PathLike], resize: str = "native",
-                  batch_size: int = 50) -> Iterator:
-    """Streams batches (N x 3 x H x W in [0, 1]); consecutive images of one size are batched together."""
-    parse_resize(resize)
-    batch: list[np.ndarray] = []
-    for path in paths:
-        arr = read_image(path, resize)
-        if batch and (arr.shape != batch[0].shape or len(batch) == batch_size):
-            yield to_batch(np.stack(batch))
-            batch = []
-        batch.append(arr)
-    if batch:
-        yield to_batch(np.stack(batch))
 
 
 def select_split(df: pd.DataFrame, split: str, what: str) -> pd.DataFrame:
@@ -117,11 +71,6 @@ def compute_reference(ev: InceptionEvaluator, paths: Sequence[Path], out: str | 
 
 
 # -- reference statistics made elsewhere (pytorch-fid's `--save-stats`: keys mu and sigma only) ----------------------
-DECLARE_HOW = ("declare its provenance in the config: metrics: {reference_stats: [{dataset: <dataset>, split: "
-               "<split>, file: <path.npz>, backbone: inception-fid, dims: 2048, resize: native, "
-               "declared_by_user: true}]} (optionally weights_sha256 of the weights it was made with)")
-
-
 def declared_reference(config: dict, dataset: str, split: str, backbone: str, resize: str) -> dict | None:
     """The config's declaration (metrics.reference_stats) of a ready-made statistics file for this (dataset, split,
     backbone, resize), or None. Raises at DAG time for a declaration that is not explicit or whose file is absent."""

@@ -11,7 +11,6 @@ The network is pytorch-fid's own modules (``fid_inception_v3`` structure) so fea
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import MedsynthError
+from ..io import sha256_file  # noqa: F401 (this module's API)
 
 FID_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"
 FID_WEIGHTS_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/" + FID_WEIGHTS_FILE
@@ -28,14 +28,6 @@ BACKBONES = ("inception-fid", "inception-random")
 # pytorch-fid: F.interpolate(size=(299, 299), mode="bilinear", align_corners=False) inside the model, then 2x-1.
 RESIZE_MODE = "bilinear-299-in-model"
 DIMS_TO_BLOCK = {64: 0, 192: 1, 768: 2, 2048: 3}
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def default_fid_weights_path() -> Path:

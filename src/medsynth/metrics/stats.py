@@ -18,6 +18,12 @@ from ..errors import MedsynthError
 from ..io import atomic_path
 
 
+# How to use reference statistics made elsewhere (pytorch-fid's `--save-stats`: keys mu and sigma only).
+DECLARE_HOW = ("declare its provenance in the config: metrics: {reference_stats: [{dataset: <dataset>, split: "
+               "<split>, file: <path.npz>, backbone: inception-fid, dims: 2048, resize: native, "
+               "declared_by_user: true}]} (optionally weights_sha256 of the weights it was made with)")
+
+
 class FeatureStats:
     def __init__(self, dims: int, reservoir_size: int = 10000, is_splits: int = 10, seed: int = 0):
         self.dims = dims

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import MedsynthError
+from ..io import write_figure
 from ..report.cells import make_cell
 
 PAPER = "chambon2022"
@@ -182,8 +183,6 @@ def sample_grid(path: str | Path, rows: dict[str, Sequence[str | Path]], title: 
     import matplotlib.pyplot as plt
     from PIL import Image
 
-    from ..io import atomic_path
-
     n = max(len(v) for v in rows.values())
     fig, axes = plt.subplots(len(rows), n, figsize=(1.3 * n, 1.5 * len(rows)), squeeze=False)
     for r, (label, paths) in enumerate(rows.items()):
@@ -195,6 +194,4 @@ def sample_grid(path: str | Path, rows: dict[str, Sequence[str | Path]], title: 
         axes[r][0].set_title(label, fontsize=7, loc="left")
     fig.suptitle(title, fontsize=8)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    write_figure(fig, path, dpi=100)

@@ -25,7 +25,6 @@ medsynth.metrics.retrieval.chexpert_at_k's.
 """
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -34,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import MedsynthError
+from ..io import sha256_file, write_figure
 from ..manifest import CHEXPERT_LABELS
 from ..metrics.retrieval import bag_of_words_iou, chexpert_at_k, cosine_matrix
 
@@ -192,11 +192,7 @@ def weights_sha256(name: str) -> str | None:
         paths = [Path(h) for h in hits if isinstance(h, str)]
     if not paths:
         return None
-    h = hashlib.sha256()
-    with open(paths[0], "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return sha256_file(paths[0])
 
 
 def build_encoder(entry: dict, extraction: str, max_length: int, seed: int):
@@ -379,8 +375,6 @@ def plot_tsne(panels: dict[str, tuple[np.ndarray, float]], labels, title: str, p
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..io import atomic_path
-
     labels = np.asarray(labels)
     colours = _label_colours(labels)
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels) + 2.2, 4.4), squeeze=False)
@@ -394,9 +388,7 @@ def plot_tsne(panels: dict[str, tuple[np.ndarray, float]], labels, title: str, p
     axes[0][-1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8, frameon=False)
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    write_figure(fig, path)
 
 
 def plot_per_class(frame: pd.DataFrame, title: str, path) -> None:
@@ -405,8 +397,6 @@ def plot_per_class(frame: pd.DataFrame, title: str, path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from ..io import atomic_path
 
     fig, ax = plt.subplots(figsize=(1.5 * frame.shape[1] + 3.5, 0.42 * frame.shape[0] + 1.8))
     ax.imshow(frame.to_numpy(dtype=float), cmap="viridis", vmin=0, vmax=100, aspect="auto")
@@ -417,6 +407,4 @@ def plot_per_class(frame: pd.DataFrame, title: str, path) -> None:
                 color="white" if v < 60 else "black")
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    write_figure(fig, path)

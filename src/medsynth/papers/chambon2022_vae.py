@@ -31,6 +31,7 @@ import pandas as pd
 import torch
 
 from ..errors import MedsynthError
+from ..io import sha256_file, write_figure
 from ..manifest import CHEXPERT_LABELS
 
 PAPER = "chambon2022"
@@ -143,8 +144,6 @@ def load_vae(pretrained: dict | None = None, vae_dir: str | os.PathLike | None =
     train_vae). See vae_source."""
     from diffusers import AutoencoderKL
 
-    from ..metrics.inception import sha256_file
-
     pre = pretrained
     if pre:
         from ..models.loading import _diffusers_component
@@ -227,8 +226,8 @@ def select_images(manifest: pd.DataFrame, splits: Sequence[str], n_images: int, 
 
 def load_originals(paths: Sequence[str | os.PathLike], size: int) -> np.ndarray:
     """(N, size, size) uint8: each processed image as pytorch-fid reads it (16-bit scaled to 8), PIL bicubic to
-    size x size (medsynth.metrics.generative.read_image)."""
-    from ..metrics.generative import read_image
+    size x size (medsynth.metrics.images.read_image)."""
+    from ..metrics.images import read_image
 
     if not paths:
         raise MedsynthError("no images to load")
@@ -430,7 +429,7 @@ def plot_distributions(per_image: dict[str, pd.DataFrame], path: str | os.PathLi
             ax.text(0.5, 0.5, "no finite values", ha="center", transform=ax.transAxes)
     fig.suptitle(title or "VAE reconstruction: per-image distributions")
     fig.tight_layout()
-    _save(fig, path)
+    write_figure(fig, path)
 
 
 def plot_examples(table: pd.DataFrame, folder: str | os.PathLike, path: str | os.PathLike, n: int = 4,
@@ -458,14 +457,5 @@ def plot_examples(table: pd.DataFrame, folder: str | os.PathLike, path: str | os
         axes[i, 0].set_ylabel(name)
     fig.colorbar(im, ax=list(axes[2]), shrink=0.8, label="|difference| (0-255)")
     fig.suptitle(title or "VAE reconstruction examples")
-    _save(fig, path)
+    write_figure(fig, path)
 
-
-def _save(fig, path) -> None:
-    import matplotlib.pyplot as plt
-
-    from ..io import atomic_path
-
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)

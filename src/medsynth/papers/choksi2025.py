@@ -93,11 +93,11 @@ def fid_cell(records: dict, prov: dict, source: str | None = None) -> dict:
 # ------------------------------------------------------------------ text control: classifier scores
 
 def classifier_auc(y_true: np.ndarray, prob: np.ndarray, labels: Sequence[str]) -> dict:
-    from sklearn.metrics import roc_auc_score
+    """{label: {auc, positives, n}}: the project's per-label AUC (metrics.classification), None for one class."""
+    from ..metrics.classification import binary_metrics
 
     out = {}
     for i, name in enumerate(labels):
-        t = y_true[:, i]
-        out[name] = {"auc": float(roc_auc_score(t, prob[:, i])) if 0 < t.sum() < len(t) else None,
-                     "positives": int(t.sum()), "n": int(len(t))}
+        m = binary_metrics(y_true[:, i], prob[:, i])
+        out[name] = {"auc": m["auc"], "positives": m["positives"], "n": m["n"]}
     return out

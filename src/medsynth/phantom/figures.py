@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pydicom
 
-from ..io import atomic_path
+from ..io import write_figure
 from .attributes import FINDINGS
 from .findings import FINDING_BITS
 
@@ -28,11 +28,6 @@ def _examples(table: pd.DataFrame, finding: str, n: int) -> pd.DataFrame:
     has = table[table[finding] == 1]
     alone = has["finding_list"] == finding
     return pd.concat([has[alone], has[~alone]]).head(n)
-
-
-def _save(fig, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
 
 
 def _panel(ax, row, base: Path, finding: str) -> None:
@@ -68,8 +63,7 @@ def overview(table: pd.DataFrame, base: Path, out: Path, per_row: int = 4) -> No
                         va="center", ha="right", fontsize=9)
     fig.suptitle(f"Phantom cohort (n={len(table)}): PA radiographs, ground-truth lesion outlines", fontsize=10)
     fig.tight_layout()
-    _save(fig, out)
-    plt.close(fig)
+    write_figure(fig, out)
 
 
 def contact_sheets(table: pd.DataFrame, base: Path, out_dir: Path, n: int = 12) -> list[Path]:
@@ -94,7 +88,6 @@ def contact_sheets(table: pd.DataFrame, base: Path, out_dir: Path, n: int = 12) 
         fig.suptitle(f"{finding} (n={int(table[finding].sum())} of {len(table)})", fontsize=10)
         fig.tight_layout()
         path = Path(out_dir) / f"findings_{finding}.png"
-        _save(fig, path)
-        plt.close(fig)
+        write_figure(fig, path)
         written.append(path)
     return written

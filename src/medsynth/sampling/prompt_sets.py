@@ -11,7 +11,7 @@ def resolve_prompt_set(spec: dict, df=None):
     rows)."""
     import pandas as pd
 
-    from ..training.stages import split_rows
+    from ..training.stage_setup import split_rows
 
     n, seed = int(spec.get("n_per_prompt", 1)), int(spec.get("seed", 0))
     if bool(spec.get("prompts")) == bool(spec.get("splits")):

@@ -281,8 +281,8 @@ def train_projection_distill_stage(df, results: Path, model_cfg: dict, work_dir:
     from ..models.loading import load_stable_diffusion, load_text_encoder
     from ..pipeline_io import save_pipeline
     from .caching import module_fingerprint
-    from .stages import (_is_main, _restore_best, count_parameters, is_pretrained, prepare_work_dir, resolve_pretrained,
-                         train_config)
+    from .stage_setup import (count_parameters, is_main, is_pretrained, prepare_work_dir, resolve_pretrained,
+                              restore_best, train_config)
 
     pre = model_cfg.get("pretrained") or {}
     base_entry = pre.get("from_model") or pre.get("model")  # the workflow's model entry it starts from, if any
@@ -317,7 +317,7 @@ def train_projection_distill_stage(df, results: Path, model_cfg: dict, work_dir:
                                 "base": module_fingerprint(base), "corpus": corpus_id})
     res = distill_projection(encoder, enc_tok, base, base_tok, train_texts, val_texts, cfg, work_dir,
                              cache_dir=Path(results) / "cache" / "diffusion")
-    restored = _restore_best(Path(work_dir), {"text_encoder": encoder})
+    restored = restore_best(Path(work_dir), {"text_encoder": encoder})
     encoder.to("cpu", torch.float32).eval()
     base.to("cpu")
     context_mse = None
@@ -335,7 +335,7 @@ def train_projection_distill_stage(df, results: Path, model_cfg: dict, work_dir:
             "training": {"strategy": "projection_distill", "level": res.level, "steps": tr.step,
                          "best_val_mse": tr.best_val, "corpus_texts": res.n_train, "val_texts": res.n_val,
                          "seed": seed}}
-    if _is_main():
+    if is_main():
         save_pipeline(out_dir, vae, unet, encoder, enc_tok, comp["scheduler"], card=card)
     size = int(model_cfg.get("image_size") or unet.config.sample_size * 2 ** (len(vae.config.block_out_channels) - 1))
     return {"stage": "diffusion", "strategy": "projection_distill", "level": res.level,

@@ -12,67 +12,17 @@ Under `accelerate launch` every process runs the stage; only the main process wr
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
 from ..errors import MedsynthError
-from .loop import DiffusionData, TrainConfig, distributed_state, train_diffusion, train_vae
-
-
-def train_config(block: dict, seed: int) -> TrainConfig:
-    """A `train:` config block -> TrainConfig, naming unknown keys."""
-    known = set(TrainConfig.__dataclass_fields__)
-    unknown = sorted(set(block) - known)
-    if unknown:
-        raise MedsynthError(f"unknown training option(s) {unknown}; known: {', '.join(sorted(known))}")
-    values = {**block, "seed": seed}
-    for key in ("placeholder_tokens", "sample_prompts"):
-        if key in values:
-            values[key] = tuple(values[key])
-    return TrainConfig(**values)
-
-
-def is_pretrained(model_cfg: dict) -> bool:
-    return bool(model_cfg.get("pretrained"))
-
-
-def base_model(model_cfg: dict) -> str | None:
-    """The model entry this entry starts from (`pretrained: {model: <entry>}`), or None."""
-    pre = model_cfg.get("pretrained") or {}
-    if pre.get("model") and pre.get("name"):
-        raise MedsynthError(f"pretrained has both `name` ({pre['name']}) and `model` ({pre['model']}): give one")
-    return pre.get("model") or pre.get("from_model") or None
-
-
-def pipeline_dir(results: str | Path, model: str) -> Path:
-    """Where a model entry's trained diffusers pipeline lives."""
-    return Path(results) / "models" / model / "pipeline"
-
-
-def resolve_pretrained(model_cfg: dict, results: str | Path) -> dict:
-    """`pretrained: {model: <entry>}` -> `pretrained: {name: <results>/models/<entry>/pipeline, from_model: <entry>}`
-    (the folder load_stable_diffusion reads); any other entry is returned unchanged."""
-    base = base_model(model_cfg)
-    if base is None or not model_cfg["pretrained"].get("model"):
-        return model_cfg
-    pre = {k: v for k, v in model_cfg["pretrained"].items() if k != "model"}
-    return {**model_cfg, "pretrained": {**pre, "name": str(pipeline_dir(results, base)), "from_model": base}}
-
-
-def split_rows(df, splits: Sequence[str]):
-    rows = df[df["split"].isin(list(splits))].reset_index(drop=True)
-    if rows.empty:
-        raise MedsynthError(f"the manifest has no rows in split(s) {list(splits)}")
-    return rows
+from .loop import DiffusionData, train_diffusion, train_vae
+from .stage_setup import (base_model, count_parameters, is_main, is_pretrained, pipeline_dir,  # noqa: F401 (API)
+                          prepare_work_dir, resolve_pretrained, restore_best, split_rows, train_config)
 
 
 def _latent_factor(vae) -> int:
     return 2 ** (len(vae.config.block_out_channels) - 1)
-
-
-def count_parameters(module: torch.nn.Module | None) -> int:
-    return 0 if module is None else sum(p.numel() for p in module.parameters())
 
 
 def build_vae(model_cfg: dict):
@@ -128,43 +78,6 @@ def diffusion_components(model_cfg: dict, vae_dir: str | Path | None = None) -> 
             "scheduler": make_scheduler("ddim", sched.config)}
 
 
-def _restore_best(work_dir: Path, modules: dict) -> bool:
-    """Early stopping keeps the best-validation weights (work_dir/best); the final model is those weights."""
-    from safetensors.torch import load_file
-
-    best = Path(work_dir) / "best"
-    if not modules or not all((best / f"{n}.safetensors").is_file() for n in modules):
-        return False
-    for name, module in modules.items():
-        module.load_state_dict(load_file(str(best / f"{name}.safetensors")))
-    return True
-
-
-def prepare_work_dir(work_dir: Path, identity: dict) -> bool:
-    """Checkpoints in work_dir resume a killed run only when they belong to the same run (model entry, stage,
-    seed): otherwise they are removed, so a changed config never continues from stale weights. True if kept."""
-    import json
-    import shutil
-
-    work_dir = Path(work_dir)
-    stamp = work_dir / "run.json"
-    identity = {**identity, "model": {k: v for k, v in identity.get("model", {}).items() if k != "prompt_sets"}}
-    text = json.dumps(identity, sort_keys=True, default=str)
-    keep = stamp.is_file() and stamp.read_text() == text
-    if _is_main():
-        if not keep:
-            for stale in ("checkpoints", "best", "class_images", "tensorboard", "samples"):
-                shutil.rmtree(work_dir / stale, ignore_errors=True)
-        work_dir.mkdir(parents=True, exist_ok=True)
-        stamp.write_text(text)
-    distributed_state().wait_for_everyone()
-    return keep
-
-
-def _is_main() -> bool:
-    return distributed_state().is_main_process
-
-
 def _images(rows, results: Path, size: int, channels: int):
     from .data import FileImages
     return FileImages([Path(results) / p for p in rows["image"]], size, channels, resize=True)
@@ -190,11 +103,11 @@ def train_vae_stage(df, results: Path, model_cfg: dict, work_dir: Path, out_dir:
     cfg = train_config(model_cfg["vae"]["train"], seed)
     prepare_work_dir(work_dir, {"stage": "vae", "model": model_cfg, "seed": seed})
     result = train_vae(vae, train, cfg, work_dir, val_images=val)
-    restored = _restore_best(Path(work_dir), {"vae": vae})
+    restored = restore_best(Path(work_dir), {"vae": vae})
     vae.eval().to("cpu")
     factor = measure_scaling_factor(vae, _batches(train), seed=seed)
     set_scaling_factor(vae, factor)
-    if _is_main():
+    if is_main():
         vae.save_pretrained(out_dir, safe_serialization=True)
     sq_err, count = 0.0, 0
     with torch.no_grad():
@@ -240,7 +153,7 @@ def train_diffusion_stage(df, results: Path, model_cfg: dict, vae_dir: Path | No
         trained["unet"] = unet
     if strategy.train_text_encoder or strategy.token_ids or strategy.train_projection:
         trained["text_encoder"] = text_encoder
-    restored = _restore_best(Path(work_dir), trained)
+    restored = restore_best(Path(work_dir), trained)
     for module in (vae, unet, text_encoder):
         module.to("cpu", torch.float32).eval()
     origin = (f"fine-tuned from {base_model(model_cfg) or model_cfg['pretrained']['name']}" if is_pretrained(model_cfg)
@@ -248,7 +161,7 @@ def train_diffusion_stage(df, results: Path, model_cfg: dict, vae_dir: Path | No
     card = {"title": f"medsynth latent diffusion model ({origin})",
             "training": {"strategy": strategy.name, "steps": result.step, "best_val": result.best_val,
                          "n_train": len(tr), "n_val": len(va), "seed": seed, "image_size": size}}
-    if _is_main():
+    if is_main():
         save_pipeline(out_dir, vae, unet, text_encoder, tokenizer, comp["scheduler"], card=card)
     trainable = (count_parameters(unet) * strategy.train_unet
                  + count_parameters(text_encoder.encoder) * strategy.train_text_encoder
