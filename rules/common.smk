@@ -16,6 +16,8 @@ PAPERS = ["chambon2022", "chen2024", "choksi2025", "siddiqui2023", "xing2024"]
 # Filled by each paper's .smk: the measured-cell JSON files and figures each paper's report shows.
 PAPER_CELLS = {paper: [] for paper in PAPERS}
 PAPER_FIGURES = {paper: [] for paper in PAPERS}
+# ... and the cards of the classifiers (judges) that scored its images: the page prints their held-out AUCs.
+PAPER_JUDGES = {paper: [] for paper in PAPERS}
 
 
 def _job_path(kind, suffix, rule_name, wildcards):

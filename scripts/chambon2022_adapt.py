@@ -69,23 +69,25 @@ elif p.step == "evaluate":
             scores[name] = xrv_predict(model, image_batch([folder / f for f in t["file"]], 224), [label])[:, 0]
         record["scorer"] = {"name": "torchxrayvision DenseNet-121", "backbone": "xrv-densenet121",
                             "weights_sha256": sha, "label": label}
-    else:
+    else:  # the judge (medsynth.classifier.judge): its own threshold for the label, refused below its AUC floor
         from medsynth.classifier.data import image_batch
-        from medsynth.classifier.train import load_classifier, predict
+        from medsynth.classifier.judge import heldout_table, heldout_text, load_judge
 
-        model, meta = load_classifier(Path(inputs.scorer_weights), Path(inputs.scorer_card))
-        if label not in meta["labels"]:
-            raise ValueError(f"the classifier was not trained on '{label}' (labels: {meta['labels']})")
+        scorer = load_judge(Path(inputs.scorer_weights), Path(inputs.scorer_card), labels=[label])
         for name in C.REQUIRED_SETS:
             t = read_table(inputs[f"samples_{name}"])
             folder = Path(inputs[f"samples_{name}"]).parent
-            prob = predict(model, image_batch([folder / f for f in t["file"]], meta["image_size"]))
-            scores[name] = prob[:, meta["labels"].index(label)]
-        record["scorer"] = {"name": f"the project's {meta['arch']} classifier (STAND-IN for torchxrayvision "
-                                    f"DenseNet-121; trained on {meta['dataset']} real train images)",
-                            "backbone": f"classifier:{meta['arch']}", "weights_sha256": meta.get("weights_sha256"),
-                            "label": label}
-    record["table5"] = C.table5_metrics(scores["negative"], scores["effusion"], study.get("threshold", 0.5))
+            scores[name] = scorer.predict(image_batch([folder / f for f in t["file"]], scorer.image_size))[:, 0]
+        card = scorer.card
+        record["scorer"] = {"name": f"the project's {card['arch']} classifier, the judge (STAND-IN for "
+                                    f"torchxrayvision DenseNet-121; trained on {card.get('trained_on', '?')})",
+                            "backbone": scorer.backbone, "weights_sha256": scorer.weights_sha256, "label": label,
+                            "judge_heldout_auc": heldout_text(heldout_table(card)[label])
+                            if label in heldout_table(card) else None,
+                            "refused": scorer.refusals([label]).get(label)}
+        study = {**study, "threshold": scorer.thresholds([label], study.get("threshold", 0.5))[label]}
+    record["table5"] = C.table5_metrics(scores["negative"], scores["effusion"], study.get("threshold", 0.5),
+                                        refused=record["scorer"].get("refused"))
     write_json(record, snakemake.output.record)
     C.sample_grid(snakemake.output.figure, grid, f"{snakemake.wildcards.model} ({p.scale} scale)")
     log.info("Table 5: %s", {k: record["table5"].get(k) for k in C.TABLE5_COLUMNS})
