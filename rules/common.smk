@@ -78,6 +78,17 @@ def all_targets(wildcards):
     return targets
 
 
+# --- the classifier that scores images, "the judge" (rules/judge.smk, rules/evaluate.smk train_classifier) ---
+from medsynth.classifier import judge as J
+
+
+def classifier_training_manifest(wildcards):
+    # A phantom dataset's classifier trains on the judge's own cohort; a real dataset's on its own training split.
+    if J.judged_by_cohort(config, wildcards.dataset):
+        return f"{R}/raw/phantom_judge/{wildcards.dataset}/manifest.parquet"
+    return f"{R}/data/{wildcards.dataset}/manifest.parquet"
+
+
 # --- latent-diffusion model entries (rules/train.smk, rules/sample.smk) ---
 def model_cfg(wildcards):
     return config["models"][wildcards.model]

@@ -1,7 +1,6 @@
 # The judge's own phantom cohort (medsynth.phantom.judge_cohort): balanced, labelled radiographs for the classifier
 # that scores the phantom's real and generated images (rule train_classifier), drawn from patients and random
 # streams that no generator trains or is evaluated on, preprocessed exactly like the dataset it judges.
-from medsynth.classifier import judge as J
 
 
 rule judge_shard:
@@ -44,9 +43,3 @@ rule judge_cohort:
     script:
         "../scripts/judge_cohort.py"
 
-
-def classifier_training_manifest(wildcards):
-    # A phantom dataset's classifier trains on the judge's cohort; a real dataset's on its own training split.
-    if J.judged_by_cohort(config, wildcards.dataset):
-        return f"{R}/raw/phantom_judge/{wildcards.dataset}/manifest.parquet"
-    return f"{R}/data/{wildcards.dataset}/manifest.parquet"

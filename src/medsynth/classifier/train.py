@@ -34,19 +34,18 @@ def _images(df: pd.DataFrame, results: Path, size: int) -> torch.Tensor:
 
 
 def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Jitter that keeps a finding where it is and visible: rotation +-5 deg, scale +-6 %, shift +-5 %, exposure
-    (gamma 0.8-1.25, contrast +-10 %), a little noise. No flips."""
+    """Mild jitter that keeps a finding where it is and visible: rotation +-3 deg, scale +-3 %, shift +-3 %,
+    exposure (gamma 0.9-1.1, brightness +-2 %). No flips (laterality matters). Stronger jitter than this hides
+    the phantom's small findings (a 10 mm nodule is ~4 pixels at 128 px) and stalls training."""
     n = len(x)
-    u = torch.rand(n, 7, generator=gen) * 2 - 1
-    ang, scale = u[:, 0] * math.radians(5), 1 + 0.06 * u[:, 1]
+    u = torch.rand(n, 6, generator=gen) * 2 - 1
+    ang, scale = u[:, 0] * math.radians(3), 1 + 0.03 * u[:, 1]
     cos, sin = torch.cos(ang) / scale, torch.sin(ang) / scale
-    theta = torch.stack([torch.stack([cos, -sin, 0.05 * u[:, 2]], 1), torch.stack([sin, cos, 0.05 * u[:, 3]], 1)], 1)
+    theta = torch.stack([torch.stack([cos, -sin, 0.03 * u[:, 2]], 1), torch.stack([sin, cos, 0.03 * u[:, 3]], 1)], 1)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    gamma = torch.exp(u[:, 4] * math.log(1.25)).view(n, 1, 1, 1)
-    out = out.clamp(0, 1) ** gamma
-    out = (out - 0.5) * (1 + 0.1 * u[:, 5]).view(n, 1, 1, 1) + 0.5 + 0.03 * u[:, 6].view(n, 1, 1, 1)
-    return (out + 0.01 * torch.randn(x.shape, generator=gen)).clamp(0, 1)
+    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False).clamp(0, 1)
+    out = out ** torch.exp(u[:, 4] * math.log(1.1)).view(n, 1, 1, 1)
+    return (out + 0.02 * u[:, 5].view(n, 1, 1, 1)).clamp(0, 1)
 
 
 def youden_threshold(y: np.ndarray, score: np.ndarray) -> float | None:

@@ -77,7 +77,8 @@ class Scorer:
             if lab in refused:
                 out[lab] = {"n": int(len(y)), "positives": int(y[:, j].sum()), "auc": None, "accuracy": None,
                             "precision": None, "recall": None, "f1": None, "refused": refused[lab]}
-        out["macro"]["refused_labels"] = sorted(refused)
+        if refused:
+            out["macro"]["refused_labels"] = sorted(refused)
         return out
 
 
