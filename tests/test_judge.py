@@ -179,3 +179,24 @@ def test_workflow_helpers_route_phantom_datasets_to_the_judge_cohort():
     config["classifier"]["judge"]["enabled"] = False
     assert not J.judged_by_cohort(config, "phantom_cxr")
     assert set(FINDINGS) == set(jc.VISIBLE) | set(jc.SUBTLE)
+
+
+def test_chambon2022_table1_cells_carry_the_judges_heldout_auc_and_refusals():
+    from medsynth.papers import chambon2022_vae as V
+    from tests.test_chambon2022_vae import _metrics
+
+    metrics = _metrics()
+    clf = metrics["classifier"]
+    reason = "the judge's held-out AUC for 'Cardiomegaly' is 0.700 (95% CI 0.6-0.8, 60 positives), below the floor 0.9"
+    refused = {"n": 8, "positives": 4, "auc": None, "accuracy": None, "precision": None, "recall": None, "f1": None,
+               "refused": reason}
+    for side in ("original", "reconstruction"):
+        clf[side] = {**clf[side], "Cardiomegaly": refused}
+    clf["threshold"] = {"Pleural Effusion": 0.37, "Cardiomegaly": 0.5}
+    clf["judge"] = {"heldout_auc": {"Pleural Effusion": "0.990 [0.980, 0.997] (112+/272-)",
+                                    "Cardiomegaly": "0.700 [0.6, 0.8] (60+/140-)"}}
+    cells = [c for c in V.table_cells(metrics, "demo") if c["table"] == "table1"]
+    pe = next(c for c in cells if c["row"] == "Pleural Effusion" and c["column"] == "AUC original")
+    assert pe["provenance"]["judge_heldout_auc"].startswith("0.990") and ">= 0.37" in pe["provenance"]["method"]
+    cm = [c for c in cells if c["row"] == "Cardiomegaly"]
+    assert all(c["value"] is None and c["provenance"]["method"] == f"not scored: {reason}" for c in cm)

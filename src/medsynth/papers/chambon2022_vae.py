@@ -375,8 +375,8 @@ def table_cells(metrics: dict, scale: str) -> list[dict]:
                                provenance=prov, reproduces=reproduces))
     clf = metrics["classifier"]
     scorer_prov = {"backbone": clf["backbone"], "weights_sha256": clf["weights_sha256"],
-                   "stand_in": clf["stand_in"], "input_size": clf["input_size"],
-                   **({"judge": clf["judge"]} if clf.get("judge") else {})}
+                   "stand_in": clf["stand_in"], "input_size": clf["input_size"]}
+    judge = clf.get("judge") or {}  # the judge's own held-out AUC per label, printed beside each number it scored
     cos = clf["feature_cosine"]
     cos_method = DEFINITIONS["cosine"] if cos["n"] else "not computed: every pair has an all-zero feature vector"
     cells.append(make_cell(PAPER, "study1_vae", row, SUMMARY_COLUMNS["cosine"], cos["mean"], std=cos["std"],
@@ -403,9 +403,11 @@ def table_cells(metrics: dict, scale: str) -> list[dict]:
                     method = f"not scored: {m['refused']}"
                 elif metric == "auc" and m["auc"] is None:
                     method = f"AUC undefined: {m.get('auc_undefined', 'one class only')}"
+                prov = {**base, **scorer_prov, "n": m["n"], "positives": m["positives"], "method": method}
+                if label in judge.get("heldout_auc", {}):
+                    prov["judge_heldout_auc"] = judge["heldout_auc"][label]
                 cells.append(make_cell(PAPER, table, label, CLASSIFIER_COLUMNS[(side, metric)], _value(m[metric]),
-                                       provenance={**base, **scorer_prov, "n": m["n"], "positives": m["positives"],
-                                                   "method": method}))
+                                       provenance=prov))
     return cells
 
 
