@@ -30,6 +30,7 @@ wildcard_constraints:
 
 
 include: "rules/phantom.smk"
+include: "rules/judge.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/sample.smk"

@@ -9,6 +9,8 @@ include: "chambon2022_adapt_setup.smk"  # the study's settings, paths and input 
 if C2A_ON:
     PAPER_CELLS["chambon2022"].append(f"{C2A_EVAL}/cells.json")
     PAPER_FIGURES["chambon2022"] += [f"{C2A_FIG}/adapt_samples_{m}.png" for m in C2A_MODELS]
+    if C2A_STUDY["scorer"] == "classifier":  # the page prints the judge's own held-out AUCs
+        PAPER_JUDGES["chambon2022"].append(f"{R}/models/classifier/{C2A_STUDY['dataset']}/model.json")
 
     rule chambon2022_adapt_reference:
         input:

@@ -11,6 +11,8 @@ if C2V_ON:
     PAPER_CELLS["chambon2022"].append(f"{C2V_EVAL}/cells.json")
     PAPER_FIGURES["chambon2022"] += [f"{C2V_FIG}/vae_distributions.png"] + [
         f"{C2V_FIG}/vae_examples_{t}.png" for t in C2V_TABLES]
+    if C2V_STUDY["scorer"] == "classifier":  # the page prints the judge's own held-out AUCs
+        PAPER_JUDGES["chambon2022"] += [f"{R}/models/classifier/{d}/model.json" for d in C2V_TABLES.values()]
 
     rule chambon2022_vae_reconstruct:
         input:

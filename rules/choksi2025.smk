@@ -114,6 +114,7 @@ if CH:
     PAPER_CELLS["choksi2025"] += [f"{CH_OUT}/quality_cells.json", f"{CH_OUT}/performance_cells.json"]
     PAPER_FIGURES["choksi2025"] += [f"{CH_FIG}/{n}.png" for n in
                                     ("sample_grid", "effusion_text_control", "training_curves", "classifier_auc")]
+    PAPER_JUDGES["choksi2025"].append(f"{R}/models/classifier/{CH_DATASET}/model.json")
 
 
 rule choksi2025:

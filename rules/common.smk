@@ -23,6 +23,8 @@ PAPERS = ["chambon2022", "chen2024", "choksi2025", "siddiqui2023", "xing2024"]
 # Filled by each paper's .smk: the measured-cell JSON files and figures each paper's report shows.
 PAPER_CELLS = {paper: [] for paper in PAPERS}
 PAPER_FIGURES = {paper: [] for paper in PAPERS}
+# ... and the cards of the classifiers (judges) that scored its images: the page prints their held-out AUCs.
+PAPER_JUDGES = {paper: [] for paper in PAPERS}
 
 
 def _job_path(kind, suffix, rule_name, wildcards):
@@ -81,6 +83,17 @@ def all_targets(wildcards):
     if wf.uses_phantom(config):
         targets += [f"{R}/raw/phantom/prevalence.csv", f"{R}/figures/phantom/findings.png"]
     return targets
+
+
+# --- the classifier that scores images, "the judge" (rules/judge.smk, rules/evaluate.smk train_classifier) ---
+from medsynth.classifier import judge as J
+
+
+def classifier_training_manifest(wildcards):
+    # A phantom dataset's classifier trains on the judge's own cohort; a real dataset's on its own training split.
+    if J.judged_by_cohort(config, wildcards.dataset):
+        return f"{R}/raw/phantom_judge/{wildcards.dataset}/manifest.parquet"
+    return f"{R}/data/{wildcards.dataset}/manifest.parquet"
 
 
 # --- model entries of every family (rules/train.smk, rules/sample.smk; medsynth.families) ---

@@ -4,17 +4,24 @@ from medsynth.metrics import generative as mg
 from medsynth.metrics import volumes as mv
 
 
+# The classifier that scores a dataset's real and generated images (the "judge", medsynth.classifier.judge): a
+# phantom dataset's is trained on the judge's own cohort (rules/judge.smk), a real dataset's on its training split;
+# its card carries validation-chosen thresholds, held-out AUCs with 95% bootstrap intervals and the labels it refuses.
 rule train_classifier:
     input:
-        manifest=f"{R}/data/{{dataset}}/manifest.parquet",
+        manifest=classifier_training_manifest,
+        judged=f"{R}/data/{{dataset}}/manifest.parquet",
     output:
         weights=f"{R}/models/classifier/{{dataset}}/model.safetensors",
         card=f"{R}/models/classifier/{{dataset}}/model.json",
         test=f"{R}/eval/classifier/{{dataset}}/test_metrics.json",
     params:
-        cfg=config["classifier"],
+        cfg={k: v for k, v in config["classifier"].items() if k not in ("datasets", "judge")},
+        judge=J.judge_config(config),
+        own_cohort=lambda wc: J.judged_by_cohort(config, wc.dataset),
         seed=config["seed"],
-        results=lambda wc, input: results_of(input.manifest, 2),
+        images=lambda wc, input: (str(Path(input.manifest).parent) if J.judged_by_cohort(config, wc.dataset)
+                                  else results_of(input.manifest, 2)),
     log:
         logpath("train_classifier", "dataset"),
     benchmark:

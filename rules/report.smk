@@ -6,6 +6,7 @@ rule paper_report:
     input:
         cells=lambda wc: PAPER_CELLS.get(wc.paper, []),
         figures=lambda wc: PAPER_FIGURES.get(wc.paper, []),
+        judges=lambda wc: sorted(set(PAPER_JUDGES.get(wc.paper, []))),
     output:
         markdown=f"{R}/report/{{paper}}.md",
         html=report(f"{R}/report/{{paper}}.html", category="Papers", labels={"paper": "{paper}"}),

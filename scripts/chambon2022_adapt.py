@@ -58,24 +58,36 @@ elif p.step == "evaluate":
     # Table 5: the scorer's positive-label probability on the negative- and effusion-prompt samples.
     label = study["positive_label"]
     scores = {}
-    from medsynth.classifier.data import image_batch
-    from medsynth.metrics.scoring import load_scorer
+    if study.get("scorer", "classifier") == "xrv-densenet121":
+        from medsynth.classifier.data import image_batch
+        from medsynth.classifier.xrv import load_xrv_densenet, xrv_predict
 
-    scorer = load_scorer(study.get("scorer", "classifier"), inputs.get("scorer_weights"), inputs.get("scorer_card"),
-                         labels=[label])
-    for name in C.REQUIRED_SETS:
-        t = read_table(inputs[f"samples_{name}"])
-        folder = Path(inputs[f"samples_{name}"]).parent
-        scores[name] = scorer.predict(image_batch([folder / f for f in t["file"]], scorer.image_size))[:, 0]
-    if scorer.backbone == "xrv-densenet121":
-        described = "torchxrayvision DenseNet-121"
-    else:
-        card = read_json(inputs.scorer_card)
-        described = (f"the project's {card['arch']} classifier (STAND-IN for torchxrayvision DenseNet-121; trained "
-                     f"on {card['dataset']} real train images)")
-    record["scorer"] = {"name": described, "backbone": scorer.backbone, "weights_sha256": scorer.weights_sha256,
-                        "label": label}
-    record["table5"] = C.table5_metrics(scores["negative"], scores["effusion"], study.get("threshold", 0.5))
+        model, sha = load_xrv_densenet(Path(inputs.scorer_weights))
+        for name in C.REQUIRED_SETS:
+            t = read_table(inputs[f"samples_{name}"])
+            folder = Path(inputs[f"samples_{name}"]).parent
+            scores[name] = xrv_predict(model, image_batch([folder / f for f in t["file"]], 224), [label])[:, 0]
+        record["scorer"] = {"name": "torchxrayvision DenseNet-121", "backbone": "xrv-densenet121",
+                            "weights_sha256": sha, "label": label}
+    else:  # the judge (medsynth.classifier.judge): its own threshold for the label, refused below its AUC floor
+        from medsynth.classifier.data import image_batch
+        from medsynth.classifier.judge import heldout_table, heldout_text, load_judge
+
+        scorer = load_judge(Path(inputs.scorer_weights), Path(inputs.scorer_card), labels=[label])
+        for name in C.REQUIRED_SETS:
+            t = read_table(inputs[f"samples_{name}"])
+            folder = Path(inputs[f"samples_{name}"]).parent
+            scores[name] = scorer.predict(image_batch([folder / f for f in t["file"]], scorer.image_size))[:, 0]
+        card = scorer.card
+        record["scorer"] = {"name": f"the project's {card['arch']} classifier, the judge (STAND-IN for "
+                                    f"torchxrayvision DenseNet-121; trained on {card.get('trained_on', '?')})",
+                            "backbone": scorer.backbone, "weights_sha256": scorer.weights_sha256, "label": label,
+                            "judge_heldout_auc": heldout_text(heldout_table(card)[label])
+                            if label in heldout_table(card) else None,
+                            "refused": scorer.refusals([label]).get(label)}
+        study = {**study, "threshold": scorer.thresholds([label], study.get("threshold", 0.5))[label]}
+    record["table5"] = C.table5_metrics(scores["negative"], scores["effusion"], study.get("threshold", 0.5),
+                                        refused=record["scorer"].get("refused"))
     write_json(record, snakemake.output.record)
     C.sample_grid(snakemake.output.figure, grid, f"{snakemake.wildcards.model} ({p.scale} scale)")
     log.info("Table 5: %s", {k: record["table5"].get(k) for k in C.TABLE5_COLUMNS})

@@ -26,6 +26,25 @@ class SmallCXRNet(nn.Module):
         return self.classifier(self.features(x))
 
 
+class JudgeCNN(SmallCXRNet):
+    """SmallCXRNet with a head that pools both the mean and the maximum of its last feature map: a small lesion
+    (a nodule, a pneumothorax rim) is a local maximum that average pooling alone dilutes. Dropout before the
+    classifier (the judge trains on a few hundred images)."""
+
+    def __init__(self, n_labels: int, width: int = 32, feature_dim: int = 128):
+        super().__init__(n_labels, width, feature_dim)
+        chans = width * 4
+        self.head = nn.Sequential(nn.Linear(2 * chans, feature_dim), nn.BatchNorm1d(feature_dim), nn.ReLU())
+        self.dropout = nn.Dropout(0.2)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.body(x)
+        return self.head(torch.cat([f.mean(dim=(2, 3)), f.amax(dim=(2, 3))], dim=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.dropout(self.features(x)))
+
+
 class DenseNet121(nn.Module):
     """torchvision's DenseNet-121 on one input channel (the architecture the papers' classifiers use)."""
 
@@ -45,7 +64,7 @@ class DenseNet121(nn.Module):
         return self.net.classifier(self.features(x))
 
 
-ARCHS = {"small_cnn": SmallCXRNet, "densenet121": DenseNet121}
+ARCHS = {"small_cnn": SmallCXRNet, "judge_cnn": JudgeCNN, "densenet121": DenseNet121}
 
 
 def build_classifier(arch: str, n_labels: int) -> nn.Module:

@@ -30,8 +30,9 @@ FEATURE_BACKBONES = ("inception-fid", "inception-random", "xrv-densenet121", "cl
 STAND_INS = {
     "inception-random": "pytorch-fid's InceptionV3 architecture with seeded random weights (the FID weights are "
                         "absent): checks that the pipeline runs; NOT comparable with a published FID/KID/IS",
-    "classifier": "the project's own classifier trained on this run's training split (torchxrayvision weights "
-                  "absent): NOT comparable with a published torchxrayvision feature distance",
+    "classifier": "the project's own classifier, the judge (on phantom data trained on its own balanced cohort, on "
+                  "real data on the run's training split; torchxrayvision weights absent): NOT comparable with a "
+                  "published torchxrayvision number",
 }
 XRV_RESIZE = "bilinear-antialias-224-in-model, xrv [-1024, 1024]"
 

@@ -6,7 +6,7 @@ when a label has a single class in y_true: it is then reported as None with the 
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -60,12 +60,14 @@ def binary_metrics(y_true, y_score, threshold: float = 0.5) -> dict:
     return out
 
 
-def per_label_metrics(y_true, y_score, labels: Sequence[str], threshold: float = 0.5) -> dict:
-    """{label: metrics} plus "macro": unweighted means over labels (AUC over labels where it is defined)."""
+def per_label_metrics(y_true, y_score, labels: Sequence[str], threshold: float | Mapping[str, float] = 0.5) -> dict:
+    """{label: metrics} plus "macro": unweighted means over labels (AUC over labels where it is defined).
+    `threshold`: one for all labels, or one per label (e.g. a classifier's validation-chosen operating points)."""
     t, s = _as_matrix(y_true, "y_true"), _as_matrix(y_score, "y_score")
     if t.shape != s.shape or t.shape[1] != len(labels):
         raise MedsynthError(f"y_true {t.shape}, y_score {s.shape} and {len(labels)} label names do not match")
-    table = {name: binary_metrics(t[:, j], s[:, j], threshold) for j, name in enumerate(labels)}
+    per = threshold if isinstance(threshold, Mapping) else {name: threshold for name in labels}
+    table = {name: binary_metrics(t[:, j], s[:, j], float(per.get(name, 0.5))) for j, name in enumerate(labels)}
     macro = {}
     for key in ("accuracy", "precision", "recall", "f1", "auc"):
         vals = [m[key] for m in table.values() if m[key] is not None]
@@ -73,6 +75,29 @@ def per_label_metrics(y_true, y_score, labels: Sequence[str], threshold: float =
     macro["auc_labels"] = sum(m["auc"] is not None for m in table.values())
     table["macro"] = macro
     return table
+
+
+def auc_with_ci(y_true, y_score, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
+    """ROC AUC of one label with its percentile bootstrap interval: images resampled with replacement `n_boot`
+    times (seeded); resamples with one class only are skipped and counted. AUC None (with the reason) without
+    both classes."""
+    from sklearn.metrics import roc_auc_score
+
+    t = np.asarray(y_true, float).ravel().astype(int)
+    s = np.asarray(y_score, float).ravel()
+    out = {"n": int(len(t)), "positives": int(t.sum()), "negatives": int(len(t) - t.sum()), "n_boot": int(n_boot),
+           "level": level, "method": "percentile bootstrap over images"}
+    if len(np.unique(t)) < 2:
+        return {**out, "auc": None, "ci": None, "auc_undefined": "only one class present"}
+    rng = np.random.default_rng(seed)
+    boots = []
+    for _ in range(n_boot):
+        idx = rng.integers(0, len(t), len(t))
+        if 0 < t[idx].sum() < len(idx):
+            boots.append(roc_auc_score(t[idx], s[idx]))
+    lo, hi = (np.percentile(boots, [50 * (1 - level), 50 * (1 + level)]) if boots else (np.nan, np.nan))
+    return {**out, "auc": float(roc_auc_score(t, s)), "ci": [float(lo), float(hi)] if boots else None,
+            "boot_skipped": int(n_boot - len(boots))}
 
 
 def cosine_similarity(a, b) -> np.ndarray:

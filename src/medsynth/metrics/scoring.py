@@ -4,8 +4,10 @@ a chest X-ray classifier scores each generated image for the labels of the repor
 Two scorers, named explicitly (rules/evaluate.smk `classifier_metrics`):
 - ``xrv-densenet121``: torchxrayvision's DenseNet-121 from the configured local file (config xrv_weights), its
   calibrated outputs for the CheXpert labels it has;
-- ``classifier``: the project's own classifier trained on the dataset's training split (rule train_classifier) --
-  the labelled stand-in where the torchxrayvision weights are absent.
+- ``classifier``: the project's own classifier, the "judge" (medsynth.classifier.judge; rule train_classifier) --
+  the labelled stand-in where the torchxrayvision weights are absent. It scores at its own validation-chosen
+  thresholds, refuses labels whose held-out AUC is below its floor (the reason is recorded in their place) and
+  carries its held-out AUC table (95 % bootstrap intervals) into every result it scores.
 
 Where the samples table keeps each prompt's real image (`source_image`), the same classifier also scores the real
 images (the ceiling a generator is measured against) and the cosine similarity of its penultimate features between
@@ -38,11 +40,46 @@ class Scorer:
     uncertain: str
     predict: Callable[[torch.Tensor], np.ndarray]     # N x 1 x S x S in [0, 1] -> N x len(labels) scores
     features: Callable[[torch.Tensor], np.ndarray]    # -> N x d penultimate features
+    card: dict | None = None                          # the judge's card (thresholds, held-out table, floor)
 
     @property
     def provenance(self) -> dict:
-        return {"backbone": self.backbone, "weights_sha256": self.weights_sha256,
-                "stand_in": is_stand_in(self.backbone), "input_size": self.image_size}
+        out = {"backbone": self.backbone, "weights_sha256": self.weights_sha256,
+               "stand_in": is_stand_in(self.backbone), "input_size": self.image_size}
+        if self.card and self.card.get("heldout"):
+            from ..classifier.judge import judge_provenance
+
+            out["judge"] = judge_provenance(self.card, self.labels)
+        return out
+
+    def refusals(self, labels: list[str]) -> dict[str, str]:
+        """{label: reason} of labels this scorer must not score (the judge's held-out AUC below its floor)."""
+        if not self.card:
+            return {}
+        from ..classifier.judge import refusals
+
+        return refusals(self.card, labels)
+
+    def thresholds(self, labels: list[str], default: float = 0.5) -> dict[str, float]:
+        """Operating threshold per label: the judge's validation-chosen ones, else `default`."""
+        own = (self.card or {}).get("thresholds") or {}
+        return {lab: float(own.get(lab, default)) for lab in labels}
+
+    def metrics(self, y: np.ndarray, scores: np.ndarray, labels: list[str], default_threshold: float = 0.5) -> dict:
+        """per_label_metrics of `scores` (N x len(labels)) at this scorer's thresholds; a refused label keeps its
+        place with every metric None and its reason under "refused" (the macro means leave it out)."""
+        refused = self.refusals(labels)
+        keep = [j for j, lab in enumerate(labels) if lab not in refused]
+        kept = [labels[j] for j in keep]
+        out = (per_label_metrics(y[:, keep], scores[:, keep], kept, self.thresholds(kept, default_threshold)) if kept
+               else {"macro": {k: None for k in ("accuracy", "precision", "recall", "f1", "auc")} | {"auc_labels": 0}})
+        for j, lab in enumerate(labels):
+            if lab in refused:
+                out[lab] = {"n": int(len(y)), "positives": int(y[:, j].sum()), "auc": None, "accuracy": None,
+                            "precision": None, "recall": None, "f1": None, "refused": refused[lab]}
+        if refused:
+            out["macro"]["refused_labels"] = sorted(refused)
+        return out
 
 
 def load_scorer(kind: str, weights: str | os.PathLike | None, card: str | os.PathLike | None = None,
@@ -68,7 +105,7 @@ def load_scorer(kind: str, weights: str | os.PathLike | None, card: str | os.Pat
         from .inception import sha256_file
 
         return Scorer(f"classifier:{meta['arch']}", sha256_file(weights), list(wanted), int(meta["image_size"]),
-                      meta.get("uncertain", uncertain), lambda x: predict(model, x)[:, cols], feats)
+                      meta.get("uncertain", uncertain), lambda x: predict(model, x)[:, cols], feats, card=meta)
     if kind == "xrv-densenet121":
         from ..classifier.xrv import XRV_INPUT_SIZE, XRV_TO_CHEXPERT, load_xrv_densenet, xrv_features, xrv_predict
 
@@ -107,12 +144,13 @@ def score_samples(scorer: Scorer, samples: pd.DataFrame, folder: str | os.PathLi
     cols = [scorer.labels.index(lab) for lab in labels]
     y = label_targets(samples, labels, scorer.uncertain)
     gen_x = image_batch([Path(folder) / f for f in samples["file"]], scorer.image_size)
-    out = {"labels": labels, "n": len(samples), "threshold": threshold, "uncertain": scorer.uncertain,
-           "generated": per_label_metrics(y, scorer.predict(gen_x)[:, cols], labels, threshold),
-           **scorer.provenance}
+    out = {"labels": labels, "n": len(samples), "threshold": scorer.thresholds(labels, threshold),
+           "uncertain": scorer.uncertain, "generated": scorer.metrics(y, scorer.predict(gen_x)[:, cols], labels,
+                                                                         threshold),
+           "refused": scorer.refusals(labels), **scorer.provenance}
     if results is not None and "source_image" in samples.columns:
         real_x = image_batch([Path(results) / f for f in samples["source_image"]], scorer.image_size)
-        out["real"] = per_label_metrics(y, scorer.predict(real_x)[:, cols], labels, threshold)
+        out["real"] = scorer.metrics(y, scorer.predict(real_x)[:, cols], labels, threshold)
         fg, fr = scorer.features(gen_x), scorer.features(real_x)
         ok = (np.linalg.norm(fg, axis=1) > 0) & (np.linalg.norm(fr, axis=1) > 0)  # ReLU features can be all 0
         cos = cosine_similarity(fg[ok], fr[ok]) if ok.any() else np.array([])

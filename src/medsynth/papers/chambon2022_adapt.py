@@ -84,13 +84,17 @@ def class_rows(manifest: pd.DataFrame, label: str, splits: Sequence[str]) -> pd.
     return rows.reset_index(drop=True)
 
 
-def table5_metrics(negative_scores, positive_scores, threshold: float = 0.5) -> dict:
-    """Classifier metrics of a strategy: negative-prompt samples are truth 0, effusion-prompt samples truth 1."""
+def table5_metrics(negative_scores, positive_scores, threshold: float = 0.5, refused: str | None = None) -> dict:
+    """Classifier metrics of a strategy: negative-prompt samples are truth 0, effusion-prompt samples truth 1.
+    `refused`: the judge's reason not to score the label (held-out AUC below its floor) -> no metrics, the reason."""
     from ..metrics.classification import binary_metrics
 
     neg, pos = np.asarray(negative_scores, float).ravel(), np.asarray(positive_scores, float).ravel()
     if not len(neg) or not len(pos):
         raise MedsynthError(f"Table 5 needs samples of both prompts ({len(neg)} negative, {len(pos)} effusion)")
+    if refused:
+        return {"n": len(neg) + len(pos), "positives": len(pos), "threshold": threshold, "refused": refused,
+                "mean_score_negative": None, "mean_score_effusion": None}
     y = np.concatenate([np.zeros(len(neg), int), np.ones(len(pos), int)])
     out = binary_metrics(y, np.concatenate([neg, pos]), threshold)
     out.update(mean_score_negative=float(neg.mean()), mean_score_effusion=float(pos.mean()))
@@ -135,6 +139,10 @@ def table_cells(evals: dict, strategies: Sequence[dict], omitted: Sequence[dict]
                     "mean_score_effusion": t5["mean_score_effusion"]}
             if t5.get("auc_undefined"):
                 prov["auc_undefined"] = t5["auc_undefined"]
+            if sc.get("judge_heldout_auc"):
+                prov["judge_heldout_auc"] = sc["judge_heldout_auc"]
+            if t5.get("refused"):
+                prov["method"] = f"not scored: {t5['refused']}"
             for key, column in TABLE5_COLUMNS.items():
                 cells.append(make_cell(PAPER, "table5", entry["table5"], column, _finite(t5.get(key)),
                                        provenance=prov))

@@ -320,7 +320,7 @@ def classifier_metrics(scorer, table: pd.DataFrame, folder: str | os.PathLike, t
     """The scorer on originals and on reconstructions: per-label AUC/accuracy/F1/precision/recall (+ macro) for the
     labels the table carries, and per-image cosine similarity of its features (original vs reconstruction)."""
     from ..classifier.data import image_batch, label_targets
-    from ..metrics.classification import cosine_similarity, per_label_metrics
+    from ..metrics.classification import cosine_similarity
     from ..metrics.scoring import scorable_labels
 
     labels = scorable_labels(scorer, table)
@@ -328,9 +328,12 @@ def classifier_metrics(scorer, table: pd.DataFrame, folder: str | os.PathLike, t
     y = label_targets(table, labels, scorer.uncertain)
     x_orig = image_batch([Path(folder) / p for p in table["original"]], scorer.image_size)
     x_rec = image_batch([Path(folder) / p for p in table["reconstruction"]], scorer.image_size)
-    out = {"labels": labels, "n": len(table), "threshold": threshold, "uncertain": scorer.uncertain,
-           "original": per_label_metrics(y, scorer.predict(x_orig)[:, cols], labels, threshold),
-           "reconstruction": per_label_metrics(y, scorer.predict(x_rec)[:, cols], labels, threshold),
+    # the scorer's own thresholds where it has them (the judge's validation-chosen ones), `threshold` otherwise;
+    # labels the judge refuses (held-out AUC below its floor) keep their place with the reason instead of numbers
+    out = {"labels": labels, "n": len(table), "threshold": scorer.thresholds(labels, threshold),
+           "uncertain": scorer.uncertain, "refused": scorer.refusals(labels),
+           "original": scorer.metrics(y, scorer.predict(x_orig)[:, cols], labels, threshold),
+           "reconstruction": scorer.metrics(y, scorer.predict(x_rec)[:, cols], labels, threshold),
            **scorer.provenance}
     f_orig, f_rec = scorer.features(x_orig), scorer.features(x_rec)
     ok = (np.linalg.norm(f_orig, axis=1) > 0) & (np.linalg.norm(f_rec, axis=1) > 0)  # ReLU features can be all 0
@@ -372,6 +375,7 @@ def table_cells(metrics: dict, scale: str) -> list[dict]:
     clf = metrics["classifier"]
     scorer_prov = {"backbone": clf["backbone"], "weights_sha256": clf["weights_sha256"],
                    "stand_in": clf["stand_in"], "input_size": clf["input_size"]}
+    judge = clf.get("judge") or {}  # the judge's own held-out AUC per label, printed beside each number it scored
     cos = clf["feature_cosine"]
     cos_method = DEFINITIONS["cosine"] if cos["n"] else "not computed: every pair has an all-zero feature vector"
     cells.append(make_cell(PAPER, "study1_vae", row, SUMMARY_COLUMNS["cosine"], cos["mean"], std=cos["std"],
@@ -389,15 +393,20 @@ def table_cells(metrics: dict, scale: str) -> list[dict]:
     for label in clf["labels"]:
         for side in ("original", "reconstruction"):
             m = clf[side][label]
+            thr = clf["threshold"].get(label, 0.5) if isinstance(clf["threshold"], dict) else clf["threshold"]
             for metric in ("auc", "accuracy", "f1"):
                 method = (f"{metric.upper() if metric == 'auc' else metric} of the classifier's scores on the "
                           f"{side}s (CheXpert: uncertain -> {clf['uncertain']}, missing -> negative; positive at "
-                          f">= {clf['threshold']})")
-                if metric == "auc" and m["auc"] is None:
+                          f">= {thr:.4g})")
+                if m.get("refused"):
+                    method = f"not scored: {m['refused']}"
+                elif metric == "auc" and m["auc"] is None:
                     method = f"AUC undefined: {m.get('auc_undefined', 'one class only')}"
+                prov = {**base, **scorer_prov, "n": m["n"], "positives": m["positives"], "method": method}
+                if label in judge.get("heldout_auc", {}):
+                    prov["judge_heldout_auc"] = judge["heldout_auc"][label]
                 cells.append(make_cell(PAPER, table, label, CLASSIFIER_COLUMNS[(side, metric)], _value(m[metric]),
-                                       provenance={**base, **scorer_prov, "n": m["n"], "positives": m["positives"],
-                                                   "method": method}))
+                                       provenance=prov))
     return cells
 
 

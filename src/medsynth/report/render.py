@@ -147,7 +147,34 @@ def scale_note(scale: str, config_name: str) -> str:
             "paper-scale values printed beside them.")
 
 
-def to_markdown(paper: str, tables: list[SideBySide], scale: str, config_name: str, figures: list[str] = ()) -> str:
+def judge_rows(card: dict) -> list[list[str]]:
+    """The judge's own held-out record, one row per label: AUC [95% CI] (positives/negatives), threshold, status."""
+    from ..classifier.judge import heldout_table, judge_provenance
+
+    prov, table = judge_provenance(card), heldout_table(card)
+    rows = []
+    for label in card.get("labels", []):
+        if label not in table:
+            continue
+        status = f"REFUSED: {prov['refused'][label]}" if label in prov["refused"] else "scored"
+        rows.append([label, prov["heldout_auc"][label], f"{prov['thresholds'][label]:.3g}", status])
+    return rows
+
+
+JUDGE_COLUMNS = ["label", "held-out AUC [95% CI] (pos/neg)", "threshold", "status"]
+
+
+def judge_intro(card: dict) -> str:
+    return (f"The classifier that scored images on this page ({card.get('dataset', '?')}: {card.get('arch', '?')}, "
+            f"weights sha256 {str(card.get('weights_sha256', '?'))[:12]}…) was trained on {card.get('trained_on', '?')}"
+            f" and tested on its own held-out split, {card.get('heldout_split', 'test')}. AUC intervals: percentile "
+            f"bootstrap over images ({next(iter(card.get('heldout', {}).values()), {}).get('n_boot', '?')} "
+            f"resamples). Thresholds: Youden's J on its validation split. Labels below the floor "
+            f"{card.get('auc_floor', '?')} are refused, not scored.")
+
+
+def to_markdown(paper: str, tables: list[SideBySide], scale: str, config_name: str, figures: list[str] = (),
+                judges: list[dict] = ()) -> str:
     pub = load_published(paper)
     lines = [f"# {pub['title']}", "", scale_note(scale, config_name), "",
              "Each cell: measured [provenance] / published (Δ = measured − published); — = not measured / not published.", ""]
@@ -170,6 +197,10 @@ def to_markdown(paper: str, tables: list[SideBySide], scale: str, config_name: s
         if t.provenance:
             lines += [""] + [_provenance_line(i + 1, p) + "  " for i, p in enumerate(t.provenance)]
         lines.append("")
+    for card in judges:
+        lines += ["## The judge: its own held-out accuracy", "", judge_intro(card), "",
+                  "| " + " | ".join(JUDGE_COLUMNS) + " |", "|---" * len(JUDGE_COLUMNS) + "|"]
+        lines += ["| " + " | ".join(r) + " |" for r in judge_rows(card)] + [""]
     for fig in figures:
         lines += [f"![{fig}]({fig})", ""]
     return "\n".join(lines)
@@ -182,7 +213,8 @@ CSS = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}table{
        ".standin-banner{background:#fde2e1;padding:8px;border:1px solid #d9534f}")
 
 
-def to_html(paper: str, tables: list[SideBySide], scale: str, config_name: str, figures: list[str] = ()) -> str:
+def to_html(paper: str, tables: list[SideBySide], scale: str, config_name: str, figures: list[str] = (),
+            judges: list[dict] = ()) -> str:
     pub = load_published(paper)
     e = html.escape
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(paper)}</title><style>{CSS}</style></head><body>",
@@ -209,6 +241,11 @@ def to_html(paper: str, tables: list[SideBySide], scale: str, config_name: str, 
             parts.append("<p class='prov'>" + "<br>".join(e(x) for x in stand_in_legend(t.stand_ins)) + "</p>")
         if t.provenance:
             parts.append("<div class='prov'>" + "<br>".join(e(_provenance_line(i + 1, p)) for i, p in enumerate(t.provenance)) + "</div>")
+    for card in judges:
+        parts.append(f"<h2>The judge: its own held-out accuracy</h2><p>{e(judge_intro(card))}</p><table><tr>"
+                     + "".join(f"<th>{e(c)}</th>" for c in JUDGE_COLUMNS) + "</tr>")
+        parts += ["<tr>" + "".join(f"<td>{e(v)}</td>" for v in r) + "</tr>" for r in judge_rows(card)]
+        parts.append("</table>")
     for fig in figures:
         parts.append(f"<figure><img src='{e(fig)}' alt='{e(fig)}'><figcaption>{e(fig)}</figcaption></figure>")
     parts.append("</body></html>")
