@@ -24,12 +24,13 @@ sigma = float(va.get("sigma", 1.0))
 region = None
 if hasattr(inp, "lungs"):
     lungs = read_table(inp.lungs)
-    region = S.lung_region([results / m for m in lungs["mask"] if isinstance(m, str) and m], size,
+    masks = sorted(m for m in lungs["mask"] if isinstance(m, str) and m)[: int(va.get("lung_atlas_max", 500))]
+    region = S.lung_region([results / m for m in masks], size,
                            float(va.get("lung_threshold", 0.3)))
 edits, null = read_table(inp.edits), read_table(inp.null)
 edit_dir, null_dir = Path(inp.edits).parent, Path(inp.null).parent
 classifier = load_classifier(Path(inp.weights), Path(inp.card))
-findings = va.get("findings") or list(S.FINDING_BITS)
+findings = va.get("findings", list(S.FINDING_BITS))   # []: a dataset without lesion masks
 scores = S.va_scores(edits, edit_dir, null, null_dir, results, size, findings, sigma, region, classifier)
 write_table(scores, snakemake.output.scores)
 prov = {"dataset": p.dataset, "scale": p.scale, "seed": p.seed, "model": p.model, "sigma_px": sigma,

@@ -36,6 +36,8 @@ def test_edit_set_rows_are_sources_x_prompts_x_strengths_x_seeds():
     assert t["source_prompt"].eq("report").all() and "source" not in t and t["mask"].iloc[0].startswith("m/")
     excl = resolve_edit_set({**spec, "exclusive": True}, _manifest())
     assert "i3" not in set(excl["source_id"])           # positive for both listed labels
+    by_class = resolve_edit_set({**spec, "labels": ["right"], "label_column": "effusion_side"}, _manifest())
+    assert sorted(by_class["source_id"].unique()) == ["i3", "i5"] and by_class["source_label"].eq("right").all()
 
 
 def test_edit_set_pick_is_seeded_and_prompts_fill_from_the_row():

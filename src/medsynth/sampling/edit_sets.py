@@ -7,6 +7,7 @@
         labels: ["Pleural Effusion"]    # ... positive (== 1) for one of these labels (filled in order, an image once);
         per_label: 8                    #     images per label (null: all), a seeded pick
         exclusive: false                # true: only images positive for no other listed label
+        label_column: null              # a column of class names (e.g. class_name): `labels` are its values instead
         prompts: ["normal chest x ray", "{effusion_side} pleural effusion"]   # format fields: the source row's columns
         strengths: [0.55, 0.85]
         seeds: [0, 1]
@@ -40,10 +41,12 @@ def _pick(df, spec: dict, seed: int):
     if not labels:
         order = rng.permutation(len(df))[: per_label if per_label is not None else len(df)]
         return df.iloc[np.sort(order)].assign(source_label=NO_LABEL)
-    missing = [lab for lab in labels if lab not in df.columns]
+    by = spec.get("label_column")
+    missing = [c for c in ([by] if by else labels) if c not in df.columns]
     if missing:
         raise MedsynthError(f"edit set: label column(s) {missing} not in the manifest")
-    positive = {lab: df[lab].astype(float).eq(1.0).to_numpy() for lab in labels}
+    positive = {lab: (df[by].astype(str).eq(lab) if by else df[lab].astype(float).eq(1.0)).to_numpy()
+                for lab in labels}
     taken = np.zeros(len(df), dtype=bool)
     parts = []
     for lab in labels:
