@@ -20,10 +20,8 @@ def grid(tables, out, title, n_rows=4):
     rows = []
     for t, folder in tables:
         first = t[t["seed"] == t["seed"].min()]
-        for (_, prompt), g in first.groupby(["source_id", "prompt"], sort=False):
-            rows.append((g.sort_values("strength"), folder, prompt))
-            if len(rows) >= n_rows * len(tables):
-                break
+        groups = list(first.groupby(["source_id", "prompt"], sort=False))[:n_rows]
+        rows += [(g.sort_values("strength"), folder, prompt) for (_, prompt), g in groups]
     cols = max(len(g) for g, _, _ in rows) + 1
     fig, axes = plt.subplots(len(rows), cols, figsize=(1.7 * cols, 1.9 * len(rows)), squeeze=False)
     for ax_row, (g, folder, prompt) in zip(axes, rows):

@@ -56,9 +56,11 @@ for ax_row, r in zip(axes, shown):
     gt = S.lesion_mask(results / r["mask"], f, size)
     nf = null[(null["source_id"] == r["source_id"]) & np.isclose(null["strength"].astype(float), strength)
               & (null["seed"] == r["seed"])]
-    maps = [("counterfactual", cf, None), ("VA |cf - orig|", orig, difference_map(orig, cf, sigma, region))]
+    maps = [("counterfactual", cf, None), ("VA |cf - orig|" + (", lung-masked" if region is not None else ""), orig,
+                                         difference_map(orig, cf, sigma, region))]
     if len(nf):
-        maps.append(("null edit VA", orig, difference_map(orig, S.read_gray(null_dir / nf["file"].iloc[0], size), sigma)))
+        maps.append(("null edit VA" + (", lung-masked" if region is not None else ""), orig,
+                     difference_map(orig, S.read_gray(null_dir / nf["file"].iloc[0], size), sigma, region)))
     for ax, (title, img, m) in zip(ax_row[1:], maps):
         ax.imshow(img, cmap="gray", vmin=0, vmax=1)
         if m is not None:
@@ -70,8 +72,7 @@ for ax_row, r in zip(axes, shown):
     ax_row[0].set_title(f"original ({f})", fontsize=7)
     for ax in ax_row:
         ax.axis("off")
-fig.suptitle(f"VA maps (strength {strength:g}, sigma {sigma:g} px); green: true {', '.join(findings[:2])}... "
-             "lesion outline", fontsize=8)
+fig.suptitle(f"VA maps (strength {strength:g}, sigma {sigma:g} px); green: the true lesion outline", fontsize=8)
 fig.tight_layout()
 with atomic_path(snakemake.output.figure) as tmp:
     fig.savefig(tmp, dpi=110, format="png")

@@ -27,6 +27,8 @@ FINDING_LABEL = {"effusion": "Pleural Effusion", "cardiomegaly": "Cardiomegaly",
 ARMS = {"counterfactual": "|healthy counterfactual - original|",
         "counterfactual, lung-masked": "|healthy counterfactual - original| inside the lung region",
         "null edit": "|edit with a prompt naming no finding - original| (floor)",
+        "null edit, lung-masked": "|edit with a prompt naming no finding - original| inside the lung region (floor of "
+                                  "the masked variant: the region alone already favours lung lesions)",
         "gradient saliency": "|d logit / d pixel| of the project's classifier (baseline)"}
 
 
@@ -85,7 +87,10 @@ def va_scores(edits: pd.DataFrame, edit_dir: Path, null: pd.DataFrame, null_dir:
             maps["counterfactual, lung-masked"] = difference_map(orig, cf, sigma, region=region)
         nf = null_key.get((r["source_id"], r["strength"], r["seed"]))
         if nf is not None:
-            maps["null edit"] = difference_map(orig, read_gray(null_dir / nf, size), sigma)
+            null_img = read_gray(null_dir / nf, size)
+            maps["null edit"] = difference_map(orig, null_img, sigma)
+            if region is not None:
+                maps["null edit, lung-masked"] = difference_map(orig, null_img, sigma, region=region)
         for f in present:
             gt = lesion_mask(results / r["mask"], f, size)
             base = {"source_id": r["source_id"], "finding": f, "strength": r["strength"], "seed": r["seed"],
