@@ -154,7 +154,7 @@ def test_siddiqui2023_counterfactuals_va_scores_and_page(ci_run):
     assert set(edits["strength"]) == {0.55, 0.85} and set(edits["seed"]) == {0, 1}
     assert all((ci_run / "edits" / "siddiqui2023" / "healthy" / f).is_file() for f in edits["file"])
     train = json.loads((ci_run / "models" / "siddiqui2023" / "diffusion_train.json").read_text())
-    assert train["training"]["strategy"] == "joint" and train["base_model"] == "chambon2022_base"
+    assert train["strategy"] == "joint" and train["base_model"] == "chambon2022_base"
     out = ci_run / "eval" / "siddiqui2023"
     scores = pd.read_csv(out / "va_scores.csv")
     assert {"counterfactual", "counterfactual, lung-masked", "null edit", "gradient saliency"} <= set(scores["arm"])
