@@ -34,11 +34,13 @@ include: "rules/judge.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/sample.smk"
+include: "rules/edit.smk"
 include: "rules/evaluate.smk"
 include: "rules/choksi2025.smk"
 include: "rules/chambon2022.smk"
 include: "rules/chambon2022_vae.smk"
 include: "rules/chambon2022_adapt.smk"
+include: "rules/siddiqui2023.smk"
 include: "rules/report.smk"
 
 

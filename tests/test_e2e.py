@@ -146,6 +146,32 @@ def test_chambon2022_adaptation_tables(ci_run):
     assert "U-Net with prior preservation" in (ci_run / "report" / "chambon2022.html").read_text()
 
 
+def test_siddiqui2023_counterfactuals_va_scores_and_page(ci_run):
+    """Joint DreamBooth fine-tune -> generic edit_images (counterfactuals, null arm, induction, zero-shot) -> VA maps
+    scored against the phantom's lesion masks and Tables 6.1-6.3 / 8.1 cells on the report page."""
+    edits = pd.read_csv(ci_run / "edits" / "siddiqui2023" / "healthy" / "edits.csv")
+    assert {"file", "source_id", "source_image", "prompt", "strength", "seed", "sampler"} <= set(edits.columns)
+    assert set(edits["strength"]) == {0.55, 0.85} and set(edits["seed"]) == {0, 1}
+    assert all((ci_run / "edits" / "siddiqui2023" / "healthy" / f).is_file() for f in edits["file"])
+    train = json.loads((ci_run / "models" / "siddiqui2023" / "diffusion_train.json").read_text())
+    assert train["strategy"] == "joint" and train["base_model"] == "chambon2022_base"
+    out = ci_run / "eval" / "siddiqui2023"
+    scores = pd.read_csv(out / "va_scores.csv")
+    assert {"counterfactual", "counterfactual, lung-masked", "null edit", "gradient saliency"} <= set(scores["arm"])
+    assert scores["auroc"].dropna().between(0, 1).all() and scores["ncc"].dropna().between(-1, 1).all()
+    va = json.loads((out / "va_cells.json").read_text())
+    assert va and all(c["table"] == "va_localisation" and "n_images" in c["provenance"] for c in va)
+    cells = {(c["table"], c["row"], c["column"]): c for c in json.loads((out / "table_cells.json").read_text())}
+    ssim = cells[("table6_3", "Lung Opacity (phantom)", "SSIM")]
+    assert 0 < ssim["value"] <= 1 and ssim["reproduces"] == "Lung Opacity" and ssim["provenance"]["strength"] == 0.85
+    assert cells[("table6_1", "Pleural Effusion (phantom)", "vs real healthy")]["provenance"]["stand_in"]
+    assert ("table8_1", "Real healthy vs generated cardiomegaly (phantom)", "FID") in cells
+    for name in ("counterfactual_grid", "induction_grid", "va_maps"):
+        assert (ci_run / "figures" / "siddiqui2023" / f"{name}.png").stat().st_size > 1000, name
+    page = (ci_run / "report" / "siddiqui2023.html").read_text()
+    assert "Lung Opacity (phantom)" in page and "VA maps vs ground-truth lesion masks" in page
+
+
 def test_snakemake_report_carries_paper_tables_and_figures(ci_run):
     """`snakemake --report` on the finished CI run: the standard Snakemake HTML report holds the paper pages (tables)
     and the figures, by category, with the files embedded."""
