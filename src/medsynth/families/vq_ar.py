@@ -179,28 +179,43 @@ def image_token_logits(lm, meta: dict, prompts_ids, prompts_mask, codes: torch.T
 
 
 class TrainedPart(torch.nn.Module):
-    """The LLM's trained modules (embeddings, head if untied, top decoder layers, final norm): what checkpoints
-    hold, so a checkpoint is not the whole frozen LLM."""
+    """The LLM's trained modules (output head, input embeddings if trained, top decoder layers, final norm): what
+    checkpoints hold, so a checkpoint is not the whole frozen LLM."""
 
-    def __init__(self, lm, layers: int):
+    def __init__(self, lm, layers: int, embeddings: bool):
         super().__init__()
-        self.embed = lm.get_input_embeddings()
-        head = lm.get_output_embeddings()
-        self.head = None if head.weight is self.embed.weight else head
+        self.head = lm.get_output_embeddings()
+        self.embed = lm.get_input_embeddings() if embeddings else None
         all_layers = lm.model.layers
         self.layers = torch.nn.ModuleList(all_layers if layers <= 0 else all_layers[-layers:])
         self.norm = lm.model.norm
 
 
-def prepare_lm(lm, codebook: int, layers: int):
-    """Append codebook + 2 token embeddings (image codes, begin/end of image); freeze all but the trained part."""
+def untie_head(lm) -> None:
+    """Give the LLM its own output head (a copy of the tied input embeddings), so the head trains while the input
+    embeddings stay frozen and backpropagation stops at the first trained layer."""
+    head = lm.get_output_embeddings()
+    if head.weight is lm.get_input_embeddings().weight:
+        head.weight = torch.nn.Parameter(head.weight.detach().clone())
+    lm.config.tie_word_embeddings = False
+    if hasattr(lm.config, "get_text_config"):
+        lm.config.get_text_config().tie_word_embeddings = False
+
+
+def prepare_lm(lm, codebook: int, layers: int, embeddings: bool = True):
+    """Append codebook + 2 token embeddings (image codes, begin/end of image); freeze all but the trained part
+    (`embeddings: false` keeps the input embeddings, the new ones at their mean-resized start, frozen: far cheaper,
+    as the backward pass then only runs through the trained top layers)."""
     base = lm.get_input_embeddings().weight.shape[0]
     lm.resize_token_embeddings(base + codebook + 2, mean_resizing=True)
+    if not embeddings:
+        untie_head(lm)
     lm.requires_grad_(False)
-    part = TrainedPart(lm, layers)
+    part = TrainedPart(lm, layers, embeddings)
     part.requires_grad_(True)
     meta = {"image_token_base": base, "codebook_size": codebook, "boi_id": base + codebook,
-            "eoi_id": base + codebook + 1, "vocab_size": base + codebook + 2}
+            "eoi_id": base + codebook + 1, "vocab_size": base + codebook + 2, "trained_layers": layers,
+            "trained_embeddings": embeddings}
     return part, meta
 
 
@@ -222,7 +237,8 @@ def train_lm_stage(job: StageJob) -> dict:
     codes = torch.cat([encode_codes(vq, images.get(range(s, min(s + 16, len(images)))))
                        for s in range(0, len(images), 16)])
     lm, tokenizer, info = load_causal_lm(c["llm"], texts=prompts, seed=job.seed)
-    part, meta = prepare_lm(lm, vq.config.num_vq_embeddings, int(c.get("train_layers", 0)))
+    part, meta = prepare_lm(lm, vq.config.num_vq_embeddings, int(c.get("train_layers", 0)),
+                            bool(c.get("train_embeddings", True)))
     length = int(c.get("max_text_tokens", 48))
     ids, mask = text_ids(tokenizer, prompts, length)
     meta.update(tokens_per_image=codes.shape[1], grid=grid_size(vq), image_size=cfg_m["image_size"],

