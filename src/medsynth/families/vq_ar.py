@@ -174,8 +174,33 @@ def image_token_logits(lm, meta: dict, prompts_ids, prompts_mask, codes: torch.T
     b = codes.shape[0]
     ids = torch.cat([prompts_ids, torch.full((b, 1), boi, dtype=torch.long), codes[:, :-1] + base], 1)
     mask = torch.cat([prompts_mask, torch.ones((b, 1 + codes.shape[1] - 1), dtype=torch.long)], 1)
-    out = lm(input_ids=ids, attention_mask=mask, position_ids=_positions(mask))
-    return out.logits[:, prompts_ids.shape[1]:, base:base + k]
+    hidden = _decoder(lm)(input_ids=ids, attention_mask=mask, position_ids=_positions(mask)).last_hidden_state
+    return image_head(lm, meta, hidden[:, prompts_ids.shape[1]:])
+
+
+def _decoder(lm):
+    """The transformer under the LM head, so logits are computed for the image tokens only."""
+    return lm.model
+
+
+class ImageTokenLM(torch.nn.Module):
+    """forward(text ids, mask, codes) -> image-token logits: the trained call in one module, so DDP (multi-GPU)
+    sees the whole forward."""
+
+    def __init__(self, lm, meta: dict):
+        super().__init__()
+        self.lm, self.meta = lm, meta
+
+    def forward(self, ids, mask, codes):
+        return image_token_logits(self.lm, self.meta, ids, mask, codes)
+
+
+def image_head(lm, meta: dict, hidden: torch.Tensor) -> torch.Tensor:
+    """Logits of the image-token rows of the output head only (not the whole text vocabulary)."""
+    head = lm.get_output_embeddings()
+    base, k = meta["image_token_base"], meta["codebook_size"]
+    bias = None if head.bias is None else head.bias[base:base + k]
+    return F.linear(hidden, head.weight[base:base + k], bias)
 
 
 class TrainedPart(torch.nn.Module):
@@ -251,11 +276,11 @@ def train_lm_stage(job: StageJob) -> dict:
     def loss_fn(models, micro, generator):
         idx = batch_indices(len(codes), cfg.batch_size, micro, cfg.seed, accelerator.process_index,
                             accelerator.num_processes)
-        logits = image_token_logits(models["lm"], meta, ids[idx], mask[idx], codes[idx])
+        logits = models["lm"](ids[idx], mask[idx], codes[idx])
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), codes[idx].reshape(-1))
         return loss, {"token_acc": float((logits.argmax(-1) == codes[idx]).float().mean())}
 
-    result = run_training(job.work, cfg, {"lm": lm}, {"lm": part}, [p for p in part.parameters()], loss_fn,
+    result = run_training(job.work, cfg, {"lm": ImageTokenLM(lm, meta)}, {"lm": part}, [p for p in part.parameters()], loss_fn,
                           accelerator=accelerator)
     lm.eval()
     if _is_main():
@@ -319,20 +344,22 @@ def generate_codes(model: VQARModel, prompts: list[str], seeds: list[int], tempe
     ids = torch.cat([ids, torch.full((len(prompts), 1), meta["boi_id"], dtype=torch.long)], 1)
     mask = torch.cat([mask, torch.ones((len(prompts), 1), dtype=torch.long)], 1)
     gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
-    out = lm(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=_positions(mask).to(device),
-             use_cache=True)
+    decoder = _decoder(lm)
+    out = decoder(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=_positions(mask).to(device),
+                  use_cache=True)
     codes = torch.zeros((len(prompts), n), dtype=torch.long)
     pos = _positions(mask)[:, -1:]
     for t in range(n):
-        logits = _top_p(out.logits[:, -1, base:base + k].float().cpu() / max(temperature, 1e-6), top_p)
+        logits = image_head(lm, meta, out.last_hidden_state[:, -1]).float().cpu()
+        logits = _top_p(logits / max(temperature, 1e-6), top_p)
         probs = logits.softmax(-1)
         codes[:, t] = torch.cat([torch.multinomial(probs[i], 1, generator=g) for i, g in enumerate(gens)])
         if t == n - 1:
             break
         mask = torch.cat([mask, torch.ones((len(prompts), 1), dtype=torch.long)], 1)
         pos = pos + 1
-        out = lm(input_ids=(codes[:, t:t + 1] + base).to(device), attention_mask=mask.to(device),
-                 position_ids=pos.to(device), past_key_values=out.past_key_values, use_cache=True)
+        out = decoder(input_ids=(codes[:, t:t + 1] + base).to(device), attention_mask=mask.to(device),
+                      position_ids=pos.to(device), past_key_values=out.past_key_values, use_cache=True)
     return codes
 
 
