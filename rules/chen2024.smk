@@ -8,7 +8,8 @@ C24_ENTRY = config.get("models", {}).get(C24_MODEL, {})
 C24_DATASET = C24_ENTRY.get("dataset", "")
 C24_OUT = f"{R}/eval/chen2024"
 C24_FIG = f"{R}/figures/chen2024"
-C24_SPLIT = C24.get("eval_split", "test")
+C24_EVAL_SPLITS = C24.get("eval_splits", ["val", "test"])
+C24_SPLIT = "+".join(C24_EVAL_SPLITS)   # the held-out reports of Table 1 and the test images of Table 2
 C24_SIZE = C24_ENTRY.get("image_size", 0)
 C24_FID = (f"{R}/eval/generative/{C24_MODEL}/reports/{C24_SPLIT}/{C24_SPLIT}/"
            f"{C24.get('fid', {}).get('backbone', 'inception-random')}__"
@@ -129,7 +130,7 @@ rule chen2024_table2:
         **c24_params(),
         classifier={**{k: v for k, v in config.get("classifier", {}).items() if k != "datasets"},
                     **C24.get("classifier", {})},
-        test_split=C24_SPLIT,
+        test_splits=C24_EVAL_SPLITS,
         results=lambda wc, input: results_of(input.manifest, 2),
     log:
         logpath("chen2024_table2"),

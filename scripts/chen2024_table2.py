@@ -24,7 +24,8 @@ for key, train in (("real", real_train), ("synthetic", synthetic)):
     model, meta = train_classifier(train, results, {**p.classifier, **({"labels": labels} if labels else {})},
                                    seed=p.seed)
     labels = labels or meta["labels"]          # both classifiers predict the same labels
-    ev = evaluate_classifier(model, meta, manifest, results, split=p.test_split)
+    heldout = manifest[manifest["split"].isin(p.test_splits)].assign(split="+".join(p.test_splits))
+    ev = evaluate_classifier(model, meta, heldout, results, split="+".join(p.test_splits))
     evals[key] = {**ev, "n_train": len(train), "labels": meta["labels"]}
 prov = {"dataset": p.dataset, "model": p.model, "scale": p.scale, "seed": p.seed,
         "classifier": f"{p.classifier.get('arch', 'small_cnn')} ({p.classifier.get('epochs')} epochs)"}
