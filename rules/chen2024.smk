@@ -146,14 +146,31 @@ rule chen2024_table2:
         "../scripts/chen2024_table2.py"
 
 
+rule chen2024_finding_auc:
+    input:
+        scored=f"{R}/eval/scored/{C24_MODEL}/reports/{C24_SPLIT}/classifier.json",
+    output:
+        figure=report(f"{C24_FIG}/finding_auc.png", category="chen2024"),
+    log:
+        logpath("chen2024_finding_auc"),
+    benchmark:
+        benchpath("chen2024_finding_auc")
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../scripts/chen2024_finding_auc.py"
+
+
 if C24:
     PAPER_CELLS["chen2024"] += [f"{C24_OUT}/table1_cells.json", f"{C24_OUT}/table2_cells.json"]
-    PAPER_FIGURES["chen2024"] += [f"{C24_FIG}/vocabulary.png", f"{C24_FIG}/prompt_grid.png"]
+    PAPER_FIGURES["chen2024"] += [f"{C24_FIG}/{n}.png" for n in ("vocabulary", "prompt_grid", "finding_auc")]
 
 
 rule chen2024:
     input:
         f"{R}/report/chen2024.html",
         f"{C24_OUT}/prompts.json",
-        # the prompted finding changes the image: the dataset's classifier on images of held-out reports
-        f"{R}/eval/scored/{C24_MODEL}/reports/{C24_SPLIT}/classifier.json",
