@@ -67,6 +67,32 @@ rule chen2024_prompts:
         "../scripts/chen2024_prompts.py"
 
 
+rule chen2024_keypatches:
+    input:
+        vq=f"{R}/models/{C24_MODEL}/vq/family.json",
+        manifest=f"{R}/data/{C24_DATASET}/manifest.parquet",
+        vocabulary=f"{C24_OUT}/vocabulary.csv",
+    output:
+        table=f"{C24_OUT}/keypatches.csv",
+        figure=report(f"{C24_FIG}/keypatches.png", category="chen2024"),
+    params:
+        **c24_params(),
+        top=C24.get("keypatches", {}).get("top", 5),
+        results=lambda wc, input: results_of(input.manifest, 2),
+    log:
+        logpath("chen2024_keypatches"),
+    benchmark:
+        benchpath("chen2024_keypatches")
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../scripts/chen2024_keypatches.py"
+
+
 rule chen2024_prompted:
     input:
         model=f"{R}/models/{C24_MODEL}/lm/family.json",
@@ -167,7 +193,8 @@ rule chen2024_finding_auc:
 
 if C24:
     PAPER_CELLS["chen2024"] += [f"{C24_OUT}/table1_cells.json", f"{C24_OUT}/table2_cells.json"]
-    PAPER_FIGURES["chen2024"] += [f"{C24_FIG}/{n}.png" for n in ("vocabulary", "prompt_grid", "finding_auc")]
+    PAPER_FIGURES["chen2024"] += [f"{C24_FIG}/{n}.png" for n in ("vocabulary", "keypatches", "prompt_grid",
+                                                                   "finding_auc")]
 
 
 rule chen2024:

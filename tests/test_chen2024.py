@@ -72,3 +72,22 @@ def test_table_cells_carry_provenance():
     assert by[("Trained on real images", "Pathology AUC")] == pytest.approx(75.0)
     assert by[("Trained on vq_ar synthetic images", "Pathology AUC")] is None
     assert by[("Trained on real images", "Anatomy AUC")] is None
+
+
+def test_key_patches_find_the_patch_that_carries_the_word():
+    import numpy as np
+
+    from medsynth.keypatches import key_patches
+
+    rng = np.random.default_rng(0)
+    feats = rng.normal(0, 0.1, (6, 4, 4, 3))
+    reports = ["right pleural effusion", "clear lungs", "pleural effusion", "clear", "effusion", "heart"]
+    for i in (0, 2, 4):
+        feats[i, 3, 1] += [5.0, 0, 0]          # the "effusion" images share a bright patch at (3, 1)
+    codes = np.arange(6 * 16).reshape(6, 4, 4)
+    vocab = pd.DataFrame({"word": ["effusion", "lungs"], "category": ["pathology", "anatomy"], "count": [3, 1]})
+    kp = key_patches(feats, codes, reports, vocab, top=3)
+    eff = kp[kp["word"] == "effusion"]
+    assert len(eff) == 3 and set(eff["image"]) == {0, 2, 4}
+    assert (eff["row"] == 3).all() and (eff["col"] == 1).all() and eff["similarity"].gt(0.9).all()
+    assert eff["code"].tolist() == [codes[i, 3, 1] for i in eff["image"]]
