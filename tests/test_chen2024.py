@@ -62,8 +62,10 @@ def test_table_cells_carry_provenance():
     cells = table1_cells(fid, {"niqe": {"mean": 6.1, "std": 0.4, "n": 6, "definition": "NIQE"}}, prov)
     assert [c["column"] for c in cells] == ["MIMIC FID", "MIMIC NIQE"]
     assert cells[0]["value"] == 12.5 and cells[0]["provenance"]["stand_in"] and cells[1]["value"] == 6.1
-    with pytest.raises(MedsynthError, match="NIQE was not computed"):
-        table1_cells(fid, {"niqe": {"mean": None, "not_computed": "too small"}}, prov)
+    small = table1_cells(fid, {"niqe": {"mean": None, "std": None, "n": 0, "not_computed": "too small"}}, prov)[1]
+    assert small["value"] is None and small["provenance"]["method"] == "not computed: too small"
+    with pytest.raises(MedsynthError, match="no 'niqe'"):
+        table1_cells(fid, {}, prov)
     ev = {"split": "val+test", "n": 5, "n_train": 9, "labels": ["Pleural Effusion"],
           "per_label": {"macro": {"accuracy": 0.8, "auc": 0.75, "auc_labels": 1}}}
     t2 = table2_cells({"real": ev, "synthetic": {**ev, "per_label": {"macro": {"accuracy": 0.6, "auc": None}}}},

@@ -92,7 +92,8 @@ def test_chen2024_tables_figures_and_page(ci_run):
     prompts with their writer and seed, key patches, the prompted-finding classifier record."""
     t1 = {c["column"]: c for c in json.loads((ci_run / "eval" / "chen2024" / "table1_cells.json").read_text())}
     assert t1["MIMIC FID"]["value"] > 0 and t1["MIMIC FID"]["provenance"]["stand_in"]
-    assert t1["MIMIC NIQE"]["value"] > 0 and t1["MIMIC NIQE"]["provenance"]["dataset"] == "phantom_cxr"
+    # 32 px CI images are below NIQE's 192x96 minimum: the cell says so instead of a number
+    assert t1["MIMIC NIQE"]["value"] is None and "not computed" in t1["MIMIC NIQE"]["provenance"]["method"]
     t2 = json.loads((ci_run / "eval" / "chen2024" / "table2_cells.json").read_text())
     assert {c["row"] for c in t2} == {"Trained on real images", "Trained on vq_ar synthetic images"}
     assert all(c["provenance"]["n"] >= 1 for c in t2)
@@ -107,7 +108,7 @@ def test_chen2024_tables_figures_and_page(ci_run):
     for name in ("vocabulary", "keypatches", "prompt_grid", "finding_auc"):
         assert (ci_run / "figures" / "chen2024" / f"{name}.png").stat().st_size > 1000, name
     page = (ci_run / "report" / "chen2024.html").read_text()
-    assert "8.8213" in page and "Trained on vq_ar synthetic images" in page
+    assert "8.821" in page and "Trained on vq_ar synthetic images" in page and "vq_ar (this workflow)" in page
 
 
 def test_chambon2022_text_study_cells(ci_run):

@@ -4,7 +4,8 @@ written from (anatomy, pathology) word pairs by an LLM or, offline without one, 
 Mining follows the paper: words of the findings + impression text, counted, the top-K by frequency kept, non-medical
 words dropped and the rest split into anatomy and pathology. The paper did the last two steps by hand; here they are
 the lexicons below (CXR anatomy and pathology words, the paper's examples included), so the split is reproducible.
-Negated mentions ("no effusion") are not counted: the prompts must be positive findings.
+Negated mentions ("no effusion") are not counted: the prompts must be positive findings. Size and severity words
+(small, moderate, ...) are neither anatomy nor pathology.
 """
 from __future__ import annotations
 
@@ -31,8 +32,7 @@ cardiomegaly enlarged enlargement nodule nodules nodular mass masses emphysema e
 hyperinflated fibrosis fibrotic scarring scar granuloma granulomas calcified calcification calcifications infiltrate
 infiltrates pneumonia infection thickening blunting blunted fracture fractures deformity degenerative tortuous
 tortuosity prominence prominent widening widened diffuse streaky patchy hazy focal airspace lucency lucent collapse
-congestion cavitation cyst cysts lesion lesions fluid air hernia dilated dilatation volume loss small large
-moderate severe mild elevated elevation displacement shift
+congestion cavitation cyst cysts lesion lesions fluid hernia dilated dilatation elevated elevation displacement
 """.split())
 NEGATION = re.compile(r"\b(no|without|negative for|free of|clear of|resolved)\b[^.;]*", re.I)
 WORD = re.compile(r"[a-z]+")
