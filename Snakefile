@@ -41,6 +41,7 @@ include: "rules/chambon2022.smk"
 include: "rules/chambon2022_vae.smk"
 include: "rules/chambon2022_adapt.smk"
 include: "rules/siddiqui2023.smk"
+include: "rules/chen2024.smk"
 include: "rules/report.smk"
 
 

@@ -87,6 +87,30 @@ def test_choksi2025_table_figures_and_page(ci_run):
     assert vae["scaling_factor"] > 0 and vae["scaling_factor"] != 0.18215
 
 
+def test_chen2024_tables_figures_and_page(ci_run):
+    """vq_ar (tiny random Llama on CI) from the phantom to the chen2024 page: Tables 1-2 cells with provenance,
+    prompts with their writer and seed, key patches, the prompted-finding classifier record."""
+    t1 = {c["column"]: c for c in json.loads((ci_run / "eval" / "chen2024" / "table1_cells.json").read_text())}
+    assert t1["MIMIC FID"]["value"] > 0 and t1["MIMIC FID"]["provenance"]["stand_in"]
+    # 32 px CI images are below NIQE's 192x96 minimum: the cell says so instead of a number
+    assert t1["MIMIC NIQE"]["value"] is None and "not computed" in t1["MIMIC NIQE"]["provenance"]["method"]
+    t2 = json.loads((ci_run / "eval" / "chen2024" / "table2_cells.json").read_text())
+    assert {c["row"] for c in t2} == {"Trained on real images", "Trained on vq_ar synthetic images"}
+    assert all(c["provenance"]["n"] >= 1 for c in t2)
+    prompts = json.loads((ci_run / "eval" / "chen2024" / "prompts.json").read_text())
+    assert prompts["writer"] == "template" and prompts["n_prompts"] == 2 and prompts["uses_all_words"] == 2
+    samples = pd.read_csv(ci_run / "samples" / "chen2024" / "anatomy_pathology" / "samples.csv")
+    assert len(samples) == 4 and samples["tokens_per_image"].eq(64).all()
+    assert len(pd.read_csv(ci_run / "eval" / "chen2024" / "keypatches.csv")) > 0
+    scored = json.loads((ci_run / "eval" / "scored" / "chen2024" / "reports" / "val+test" / "classifier.json")
+                        .read_text())
+    assert "macro" in scored["generated"]
+    for name in ("vocabulary", "keypatches", "prompt_grid", "finding_auc"):
+        assert (ci_run / "figures" / "chen2024" / f"{name}.png").stat().st_size > 1000, name
+    page = (ci_run / "report" / "chen2024.html").read_text()
+    assert "8.821" in page and "Trained on vq_ar synthetic images" in page and "vq_ar (this workflow)" in page
+
+
 def test_chambon2022_text_study_cells(ci_run):
     """Study 2 measured CheXpert@k for the offline encoder and its random-init control, with provenance."""
     cells = json.loads((ci_run / "eval" / "chambon2022" / "text" / "cells.json").read_text())

@@ -6,5 +6,8 @@ register(Family(
     description="2D latent diffusion: VAE + text-conditioned U-Net (diffusers pipeline folder)",
     stage_dirs={"diffusion": "pipeline"}, markers={"vae": "config.json", "diffusion": "unet/config.json"},
     can_edit=True))
+register(Family(
+    kind="vq_ar", module="medsynth.families.vq_ar", stages=("vq", "lm"),
+    description="VQ image tokenizer + causal LLM with image tokens in its vocabulary (LLM-CXR / chen2024)"))
 
 __all__ = ["DEFAULT_KIND", "FAMILIES", "Family", "StageJob", "family", "family_of", "kind_of", "register"]

@@ -1,0 +1,55 @@
+"""Key patches (chen2024 Module 2: the visual codebook): for each anatomy / pathology word, the image patches that
+match it best, with their features and VQ codes.
+
+The paper scores word-patch similarity with pretrained image and text encoders (AdaMatch). Here the patch features
+are the trained VQ encoder's latents (one per token position, i.e. one patch of image_size / grid pixels), and a
+word's direction is the contrast between the mean patch feature of the images whose reports mention the word
+(negations removed) and the mean over all images: a word-patch similarity is the cosine of a patch's centred feature
+with that direction. Each word keeps its top `top` patches among the images that mention it.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .anatomy_pathology import positive_words
+from .errors import MedsynthError
+
+
+def patch_features(vq, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """(B, 1, H, W) in [-1, 1] -> features (B, g, g, C) (VQ encoder latents) and codes (B, g, g)."""
+    with torch.no_grad():
+        h = vq.encode(images).latents
+        _, _, (_, _, idx) = vq.quantize(h)
+    b, c, g, _ = h.shape
+    return h.permute(0, 2, 3, 1).numpy(), idx.reshape(b, g, g).numpy()
+
+
+def key_patches(features: np.ndarray, codes: np.ndarray, reports: list[str], vocab: pd.DataFrame,
+                top: int = 5) -> pd.DataFrame:
+    """One row per (word, kept patch): word, category, image index, row, col, similarity, code."""
+    b, g, _, c = features.shape
+    if len(reports) != b:
+        raise MedsynthError(f"{b} images but {len(reports)} reports")
+    flat = features.reshape(b, g * g, c)
+    centred = flat - flat.reshape(-1, c).mean(0)
+    norms = np.linalg.norm(centred, axis=-1) + 1e-8
+    words = [set(positive_words(r)) for r in reports]
+    rows = []
+    for word, category in zip(vocab["word"], vocab["category"]):
+        has = np.array([word in w for w in words])
+        if not has.any() or has.all():
+            continue  # a word in every or no report has no contrast
+        direction = centred[has].reshape(-1, c).mean(0) - centred[~has].reshape(-1, c).mean(0)
+        direction /= np.linalg.norm(direction) + 1e-8
+        sim = (centred[has] @ direction) / norms[has]                  # (n_has, g*g)
+        img_idx = np.flatnonzero(has)
+        order = np.argsort(-sim, axis=None, kind="stable")[:top]
+        for flat_i in order:
+            i, p = divmod(int(flat_i), g * g)
+            rows.append({"word": word, "category": category, "image": int(img_idx[i]), "row": p // g,
+                         "col": p % g, "similarity": float(sim[i, p]), "code": int(codes[img_idx[i]].flat[p]),
+                         "n_reports": int(has.sum())})
+    return pd.DataFrame(rows, columns=["word", "category", "image", "row", "col", "similarity", "code",
+                                       "n_reports"])
