@@ -38,6 +38,7 @@ include: "rules/choksi2025.smk"
 include: "rules/chambon2022.smk"
 include: "rules/chambon2022_vae.smk"
 include: "rules/chambon2022_adapt.smk"
+include: "rules/xing2024.smk"
 include: "rules/report.smk"
 
 
