@@ -87,6 +87,27 @@ def test_choksi2025_table_figures_and_page(ci_run):
     assert vae["scaling_factor"] > 0 and vae["scaling_factor"] != 0.18215
 
 
+def test_xing2024_table1_heatmaps_and_page(ci_run):
+    """Five Table 1 rows from the 3D families (slice-wise FID/KID/IS, patch-wise FID/KID), the scored toggle heatmaps
+    with their null arm, and the page."""
+    table = {}
+    for m in ("xing_unet", "xing_pix2pix", "xing_pix2pix_text", "xing_ddpm", "xing_ddpm_text"):
+        for c in json.loads((ci_run / "eval" / "xing2024" / "table1" / f"{m}.json").read_text()):
+            table[(c["table"], c["row"], c["column"])] = c
+    rows = {r for t, r, _ in table if t == "table1"}
+    assert rows == {"Pure UNet", "Pix2pix", "Pix2pix + Text Encoder", "Cond DDPM", "Cond DDPM + Text Encoder"}
+    assert all(table[("table1", r, "FID")]["value"] >= 0 and table[("table1_patch", r, "KID")]["value"] is not None
+               for r in rows)
+    assert all(c["provenance"]["stand_in"] and c["provenance"]["dataset"] == "phantom_ct" for c in table.values())
+    scores = json.loads((ci_run / "eval" / "xing2024" / "heatmap_scores.json").read_text())
+    assert set(scores["arms"]) == {"smoking", "null (sex)"}
+    assert all(a["mean_abs_diff"] > 0 for a in scores["arms"].values())  # the text changes the volume
+    assert (ci_run / "figures" / "xing2024" / "attribute_heatmaps.png").stat().st_size > 1000
+    assert (ci_run / "figures" / "xing2024" / "sample_slices.png").stat().st_size > 1000
+    page = (ci_run / "report" / "xing2024.html").read_text()
+    assert "medsynth (measured)" in page and "221.99" in page
+
+
 def test_chambon2022_text_study_cells(ci_run):
     """Study 2 measured CheXpert@k for the offline encoder and its random-init control, with provenance."""
     cells = json.loads((ci_run / "eval" / "chambon2022" / "text" / "cells.json").read_text())
