@@ -91,7 +91,7 @@ def test_xing2024_table1_heatmaps_and_page(ci_run):
     """Five Table 1 rows from the 3D families (slice-wise FID/KID/IS, patch-wise FID/KID), the scored toggle heatmaps
     with their null arm, and the page."""
     table = {}
-    for m in ("xing_unet", "xing_pix2pix", "xing_pix2pix_text", "xing_ddpm", "xing_ddpm_text"):
+    for m in ("xing2024_unet", "xing2024_pix2pix", "xing2024_pix2pix_text", "xing2024_ddpm", "xing2024_ddpm_text"):
         for c in json.loads((ci_run / "eval" / "xing2024" / "table1" / f"{m}.json").read_text()):
             table[(c["table"], c["row"], c["column"])] = c
     rows = {r for t, r, _ in table if t == "table1"}
