@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from medsynth import attribute_toggle as at  # noqa: E402
+from medsynth.errors import MedsynthError  # noqa: E402
 from medsynth.families import family_of  # noqa: E402
 from medsynth.io import atomic_path, read_table, write_json  # noqa: E402
 from medsynth.papers.xing2024 import heatmap_cells  # noqa: E402
@@ -22,7 +23,15 @@ p = snakemake.params
 spec = p.spec
 results, work = Path(p.results), Path(snakemake.output.scores).parent / "toggle"
 manifest = read_table(snakemake.input.manifest)
-rows = resolve_prompt_set({"splits": spec.get("splits", ["test"]), "limit": spec.get("limit")}, manifest)
+candidates = resolve_prompt_set({"splits": spec.get("splits", ["test"])}, manifest)
+# Score only crops whose lungs hold emphysema (the smoking effect's ground truth); the null arm uses the same crops.
+rows, regions, lungs, scanned = at.region_crops(candidates, results, p.spacing, p.crop, at.EMPHYSEMA_BIT,
+                                                spec.get("limit"))
+log.info("%d of %d scanned crops (splits %s) have emphysema inside the lungs", len(rows), scanned,
+         spec.get("splits", ["test"]))
+if rows.empty:
+    raise MedsynthError(f"xing2024 heatmaps: none of the {scanned} crops of splits {spec.get('splits', ['test'])} has "
+                        "emphysema inside the lungs; widen xing2024.heatmap.splits or the phantom cohort")
 fam = family_of(p.model_cfg)
 model = fam.load(p.folder, "cpu")
 seeds = spec.get("seeds", [0])
@@ -37,16 +46,14 @@ def generate(table, name):
     return np.stack([np.load(out / f, allow_pickle=False)["image"][0].astype(np.float32) for f in table["file"]])
 
 
-lesions = [at.lesion_crop(r, p.spacing, p.crop) for r in rows.to_dict("records")]
-scores, heat_maps = {"seeds": list(seeds), "arms": {}}, {}
+scores, heat_maps = {"seeds": list(seeds), "crops_scanned": scanned, "arms": {}}, {}
 for arm, toggle in arms.items():
     a, b = at.toggle_tables(rows, toggle["column"], toggle["values"], p.rules, seeds)
     heat = np.abs(generate(b, f"{toggle['column']}_b") - generate(a, f"{toggle['column']}_a"))
     units = []
     for k, h in enumerate(heat):
         i = k % len(rows)
-        lung = np.load(results / rows["mask"].iloc[i], allow_pickle=False)["mask"][list(at.LUNG_CHANNELS)].any(0)
-        units.append(at.region_score(h, lesions[i] == at.EMPHYSEMA_CODE, lung))
+        units.append(at.region_score(h, regions[i], lungs[i]))
     shares = [u[0] for u in units if u]
     enrich = [u[0] - u[1] for u in units if u]
     m, se, n = at.mean_se(enrich)
@@ -59,8 +66,8 @@ for arm, toggle in arms.items():
 write_json(scores, snakemake.output.scores)
 write_json(heatmap_cells(scores, p.dataset, p.scale, p.model), snakemake.output.cells)
 
-# Figure: for up to 4 crops with emphysema, the mid axial slice of each arm's heatmap, emphysema outlined.
-show = [i for i, l in enumerate(lesions) if (l == at.EMPHYSEMA_CODE).any()][:4] or list(range(min(4, len(rows))))
+# Figure: for the first 4 scored crops, the mid axial slice of each arm's heatmap, emphysema outlined.
+show = list(range(min(4, len(rows))))
 fig, axes = plt.subplots(2, len(show), figsize=(2.6 * len(show), 5.4), squeeze=False)
 vmax = max(float(h.max()) for h in heat_maps.values()) or 1.0
 for r, (arm, heat) in enumerate(heat_maps.items()):
@@ -68,7 +75,7 @@ for r, (arm, heat) in enumerate(heat_maps.items()):
         z = heat.shape[-1] // 2
         ax = axes[r][c]
         ax.imshow(heat[i][:, :, z].T, cmap="magma", vmin=0, vmax=vmax, origin="lower")
-        ax.contour((lesions[i][:, :, z] == at.EMPHYSEMA_CODE).T, levels=[0.5], colors="cyan", linewidths=0.8)
+        ax.contour(regions[i][:, :, z].T, levels=[0.5], colors="cyan", linewidths=0.8)
         ax.set_title(f"{arm}\ncrop {c + 1}", fontsize=8)
         ax.axis("off")
 fig.suptitle(f"{p.model}: mean |difference| per voxel (cyan: phantom emphysema)", fontsize=9)

@@ -3,9 +3,10 @@
 For each crop (its mask and tabular row) and seed, two volumes are generated whose clinical texts differ in ONE
 attribute (e.g. smoking_status never -> current; the text rebuilt by the dataset's declarative tabular rules); the
 heatmap is the voxel-wise |difference|. Where the phantom knows the region the attribute acts on (its 3D lesion map:
-emphysema, code 6, in smokers), the score is the share of the heatmap's mass (inside the lungs) that lies in that
+emphysema bit, in smokers), the score is the share of the heatmap's mass (inside the lungs) that lies in that
 region minus the region's share of lung volume: 0 = no preference, > 0 = the model changes that region more. The same
-score for a neutral attribute (sex) is the null arm. Means and standard errors are over (crop, seed) units.
+score for a neutral attribute (sex) is the null arm. Means and standard errors are over (crop, seed) units. Only
+crops whose lungs contain the region are scored (`region_crops`): a crop without it has no ground truth to score.
 """
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ import numpy as np
 import pandas as pd
 
 from .errors import MedsynthError
+from .phantom.findings import FINDING_BITS
 from .tabular_text import load_rules, row_to_text
 
-EMPHYSEMA_CODE = 6        # medsynth.phantom.findings LESION_CODES["emphysema"]
+EMPHYSEMA_BIT = FINDING_BITS["emphysema"]  # the lesion maps are bitmasks: a voxel may carry several findings
 LUNG_CHANNELS = (1, 2)    # right and left lung of the crops' one-hot mask
 ATTRIBUTES = ["age", "sex", "smoking_status", "pack_years", "occupational_exposure"]
 
@@ -55,6 +57,25 @@ def lesion_crop(row: dict, spacing, crop) -> np.ndarray:
     labels, before = pad_to(labels, tuple(crop), 0)
     o = [int(row[f"crop_{a}"]) + int(b) for a, b in zip("xyz", before)]
     return labels[o[0]:o[0] + crop[0], o[1]:o[1] + crop[1], o[2]:o[2] + crop[2]]
+
+
+def region_crops(rows: pd.DataFrame, results: Path, spacing, crop, bit: int = EMPHYSEMA_BIT,
+                 limit: int | None = None) -> tuple[pd.DataFrame, list[np.ndarray], list[np.ndarray], int]:
+    """The first `limit` rows whose crop has finding `bit` inside the lungs, with that region's and the lungs' boolean
+    crops, and the number of rows scanned. Rows without a lesion map (real data) are skipped: no ground truth."""
+    keep, regions, lungs = [], [], []
+    for i, row in enumerate(rows.to_dict("records")):
+        if limit and len(keep) >= limit:
+            return rows.iloc[keep].reset_index(drop=True), regions, lungs, i
+        if not isinstance(row.get("lesion_source"), str) or not row["lesion_source"]:
+            continue
+        lung = np.load(Path(results) / row["mask"], allow_pickle=False)["mask"][list(LUNG_CHANNELS)].any(0)
+        region = (lesion_crop(row, spacing, crop) & np.uint8(1 << bit)) > 0
+        if (region & lung).any():
+            keep.append(i)
+            regions.append(region)
+            lungs.append(lung)
+    return rows.iloc[keep].reset_index(drop=True), regions, lungs, len(rows)
 
 
 def region_score(heat: np.ndarray, region: np.ndarray, lung: np.ndarray) -> tuple[float, float] | None:
