@@ -24,16 +24,22 @@ spec = p.spec
 results, work = Path(p.results), Path(snakemake.output.scores).parent / "toggle"
 manifest = read_table(snakemake.input.manifest)
 candidates = resolve_prompt_set({"splits": spec.get("splits", ["test"])}, manifest)
-# Score only crops whose lungs hold emphysema (the smoking effect's ground truth); the null arm uses the same crops.
-rows, regions, lungs, scanned = at.region_crops(candidates, results, p.spacing, p.crop, at.EMPHYSEMA_BIT,
-                                                spec.get("limit"))
-log.info("%d of %d scanned crops (splits %s) have emphysema inside the lungs", len(rows), scanned,
-         spec.get("splits", ["test"]))
-if rows.empty:
-    raise MedsynthError(f"xing2024 heatmaps: none of the {scanned} crops of splits {spec.get('splits', ['test'])} has "
-                        "emphysema inside the lungs; widen xing2024.heatmap.splits or the phantom cohort")
+if "lesion_source" in candidates and candidates["lesion_source"].map(lambda s: isinstance(s, str) and s != "").any():
+    # Score only crops whose lungs hold emphysema (the smoking effect's ground truth); the null arm uses the same crops.
+    rows, regions, lungs, scanned = at.region_crops(candidates, results, p.spacing, p.crop, at.EMPHYSEMA_BIT,
+                                                    spec.get("limit"))
+    log.info("%d of %d scanned crops (splits %s) have emphysema inside the lungs", len(rows), scanned,
+             spec.get("splits", ["test"]))
+    if rows.empty:
+        raise MedsynthError(f"xing2024 heatmaps: none of the {scanned} crops of splits {spec.get('splits', ['test'])} "
+                            "has emphysema inside the lungs; widen xing2024.heatmap.splits or the phantom cohort")
+else:  # real data (AIIB23): no lesion maps, so heatmaps only, as in the paper; the score cells stay empty
+    rows = candidates.head(int(spec["limit"])) if spec.get("limit") else candidates
+    regions, lungs, scanned = None, None, len(rows)
+    log.info("no lesion maps in %s: %d crops, heatmaps unscored", p.dataset, len(rows))
 fam = family_of(p.model_cfg)
-model = fam.load(p.folder, "cpu")
+device = "cuda" if torch.cuda.is_available() else "cpu"
+model = fam.load(p.folder, device)
 seeds = spec.get("seeds", [0])
 arms = {"smoking": spec.get("attribute") or {"column": "smoking_status", "values": ["never", "current"]},
         "null (sex)": spec.get("null_attribute") or {"column": "sex", "values": ["F", "M"]}}
@@ -42,7 +48,7 @@ sample_spec = {"steps": int(spec.get("steps", 25)), "sampler": "ddim", "batch_si
 
 def generate(table, name):
     out = work / name
-    fam.sample(model, table, out, sample_spec, results, "cpu")
+    fam.sample(model, table, out, sample_spec, results, device)
     return np.stack([np.load(out / f, allow_pickle=False)["image"][0].astype(np.float32) for f in table["file"]])
 
 
@@ -53,7 +59,7 @@ for arm, toggle in arms.items():
     units = []
     for k, h in enumerate(heat):
         i = k % len(rows)
-        units.append(at.region_score(h, regions[i], lungs[i]))
+        units.append(at.region_score(h, regions[i], lungs[i]) if regions else None)
     shares = [u[0] for u in units if u]
     enrich = [u[0] - u[1] for u in units if u]
     m, se, n = at.mean_se(enrich)
@@ -75,7 +81,8 @@ for r, (arm, heat) in enumerate(heat_maps.items()):
         z = heat.shape[-1] // 2
         ax = axes[r][c]
         ax.imshow(heat[i][:, :, z].T, cmap="magma", vmin=0, vmax=vmax, origin="lower")
-        ax.contour(regions[i][:, :, z].T, levels=[0.5], colors="cyan", linewidths=0.8)
+        if regions:
+            ax.contour(regions[i][:, :, z].T, levels=[0.5], colors="cyan", linewidths=0.8)
         ax.set_title(f"{arm}\ncrop {c + 1}", fontsize=8)
         ax.axis("off")
 fig.suptitle(f"{p.model}: mean |difference| per voxel (cyan: phantom emphysema)", fontsize=9)

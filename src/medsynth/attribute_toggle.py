@@ -29,7 +29,8 @@ def toggle_tables(rows: pd.DataFrame, column: str, values, rules_name: str, seed
     if column not in rows:
         raise MedsynthError(f"attribute toggle: the manifest has no column '{column}'")
     rules = load_rules(rules_name)
-    attrs = [c for c in ATTRIBUTES if c in rows]
+    # The text is rebuilt from the rule file's columns (other manifest columns, e.g. labels, never reach it).
+    attrs = [c for c in (ATTRIBUTES if rules.other_columns else rules.column_names()) if c in rows]
     out = []
     for value in values:
         parts = []
