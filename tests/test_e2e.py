@@ -101,6 +101,9 @@ def test_xing2024_table1_heatmaps_and_page(ci_run):
     assert all(c["provenance"]["stand_in"] and c["provenance"]["dataset"] == "phantom_ct" for c in table.values())
     scores = json.loads((ci_run / "eval" / "xing2024" / "heatmap_scores.json").read_text())
     assert set(scores["arms"]) == {"smoking", "null (sex)"}
+    # scored on crops with ground-truth emphysema in the lungs (the CI cohort has some), both arms on the same crops
+    assert scores["arms"]["smoking"]["n"] >= 1 and scores["arms"]["smoking"]["n"] == scores["arms"]["null (sex)"]["n"]
+    assert 0 < scores["arms"]["smoking"]["volume_share"] <= 1
     assert all(a["mean_abs_diff"] > 0 for a in scores["arms"].values())  # the text changes the volume
     assert (ci_run / "figures" / "xing2024" / "attribute_heatmaps.png").stat().st_size > 1000
     assert (ci_run / "figures" / "xing2024" / "sample_slices.png").stat().st_size > 1000
