@@ -64,10 +64,11 @@ for arm, toggle in arms.items():
     enrich = [u[0] - u[1] for u in units if u]
     m, se, n = at.mean_se(enrich)
     ms, mse, _ = at.mean_se(shares)
-    vs, _, _ = at.mean_se([u[1] for u in units if u])
+    vs, vse, _ = at.mean_se([u[1] for u in units if u])
     scores["arms"][arm] = {"toggle": f"{toggle['column']}: {toggle['values'][0]} -> {toggle['values'][1]}",
                            "n": n, "n_crops": len(rows), "enrichment": m, "enrichment_se": se, "mass_share": ms,
-                           "mass_share_se": mse, "volume_share": vs, "mean_abs_diff": float(heat.mean())}
+                           "mass_share_se": mse, "volume_share": vs, "volume_share_se": vse,
+                           "mean_abs_diff": float(heat.mean())}
     heat_maps[arm] = heat
 write_json(scores, snakemake.output.scores)
 write_json(heatmap_cells(scores, p.dataset, p.scale, p.model), snakemake.output.cells)

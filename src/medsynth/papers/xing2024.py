@@ -34,4 +34,6 @@ def heatmap_cells(scores: dict, dataset: str, scale: str, model: str) -> list[di
                                provenance=prov))
         cells.append(make_cell(PAPER, "figure4_scores", arm, "mass share", s["mass_share"], std=s["mass_share_se"],
                                provenance=prov))
+        cells.append(make_cell(PAPER, "figure4_scores", arm, "volume share", s["volume_share"],
+                               std=s.get("volume_share_se"), provenance=prov))
     return cells
