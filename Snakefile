@@ -42,6 +42,7 @@ include: "rules/chambon2022_vae.smk"
 include: "rules/chambon2022_adapt.smk"
 include: "rules/siddiqui2023.smk"
 include: "rules/chen2024.smk"
+include: "rules/xing2024.smk"
 include: "rules/report.smk"
 
 

@@ -109,6 +109,28 @@ def test_chen2024_tables_figures_and_page(ci_run):
         assert (ci_run / "figures" / "chen2024" / f"{name}.png").stat().st_size > 1000, name
     page = (ci_run / "report" / "chen2024.html").read_text()
     assert "8.821" in page and "Trained on vq_ar synthetic images" in page and "vq_ar (this workflow)" in page
+def test_xing2024_table1_heatmaps_and_page(ci_run):
+    """Five Table 1 rows from the 3D families (slice-wise FID/KID/IS, patch-wise FID/KID), the scored toggle heatmaps
+    with their null arm, and the page."""
+    table = {}
+    for m in ("xing2024_unet", "xing2024_pix2pix", "xing2024_pix2pix_text", "xing2024_ddpm", "xing2024_ddpm_text"):
+        for c in json.loads((ci_run / "eval" / "xing2024" / "table1" / f"{m}.json").read_text()):
+            table[(c["table"], c["row"], c["column"])] = c
+    rows = {r for t, r, _ in table if t == "table1"}
+    assert rows == {"Pure UNet", "Pix2pix", "Pix2pix + Text Encoder", "Cond DDPM", "Cond DDPM + Text Encoder"}
+    assert all(table[("table1", r, "FID")]["value"] >= 0 and table[("table1_patch", r, "KID")]["value"] is not None
+               for r in rows)
+    assert all(c["provenance"]["stand_in"] and c["provenance"]["dataset"] == "phantom_ct" for c in table.values())
+    scores = json.loads((ci_run / "eval" / "xing2024" / "heatmap_scores.json").read_text())
+    assert set(scores["arms"]) == {"smoking", "null (sex)"}
+    # scored on crops with ground-truth emphysema in the lungs (the CI cohort has some), both arms on the same crops
+    assert scores["arms"]["smoking"]["n"] >= 1 and scores["arms"]["smoking"]["n"] == scores["arms"]["null (sex)"]["n"]
+    assert 0 < scores["arms"]["smoking"]["volume_share"] <= 1
+    assert all(a["mean_abs_diff"] > 0 for a in scores["arms"].values())  # the text changes the volume
+    assert (ci_run / "figures" / "xing2024" / "attribute_heatmaps.png").stat().st_size > 1000
+    assert (ci_run / "figures" / "xing2024" / "sample_slices.png").stat().st_size > 1000
+    page = (ci_run / "report" / "xing2024.html").read_text()
+    assert "medsynth (measured)" in page and "221.99" in page
 
 
 def test_chambon2022_text_study_cells(ci_run):

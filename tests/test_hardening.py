@@ -183,7 +183,8 @@ def _fake_real_inputs(repo, tmp_path, files):
         update_config(merged, yaml.safe_load((repo / f).read_text()))
     weights = tmp_path / "weights.pth"
     weights.write_bytes(b"fake")
-    overlay = {"datasets": {}, "metrics": {"inception_weights": str(weights)}, "xrv_weights": str(weights)}
+    overlay = {"datasets": {}, "metrics": {"inception_weights": str(weights), "volume": {"med3d_weights": str(weights)}},
+               "xrv_weights": str(weights)}
     for name, ds in merged["datasets"].items():
         if ds["adapter"] in REAL_ADAPTERS:
             (tmp_path / "data" / name).mkdir(parents=True)

@@ -40,7 +40,7 @@ class Family:
     stage_dirs: dict = field(default_factory=dict)   # stage -> folder under models/<model>/ (default: the stage name)
     markers: dict = field(default_factory=dict)      # stage -> file inside its folder that marks it done
     can_edit: bool = False
-    outputs: str = "png"                     # what sample writes per row: png (2D image) | nii.gz (3D volume)
+    outputs: str = "png"                     # what sample writes per row: png (2D image) | npz (3D volume crop)
 
     def stage_dir(self, stage: str) -> str:
         self.check_stage(stage)

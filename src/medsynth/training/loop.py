@@ -124,9 +124,11 @@ def run_training(out_dir: str | Path, cfg: TrainConfig, models: dict[str, torch.
                  save: dict[str, torch.nn.Module], params: list[torch.nn.Parameter],
                  loss_fn: Callable, val_fn: Callable | None = None, ema_module: torch.nn.Module | None = None,
                  after_step: Callable | None = None, accelerator: Accelerator | None = None,
-                 sample_fn: Callable | None = None) -> TrainResult:
+                 sample_fn: Callable | None = None, extra_states: dict | None = None) -> TrainResult:
     """Generic engine. `loss_fn(models, micro, generator) -> (loss, stats)`; `val_fn(models) -> float`;
     `sample_fn() -> (B, C, H, W) images in [0, 1]` for the sample grids (every cfg.sample_every steps).
+    `extra_states`: further objects with state_dict/load_state_dict that a loss_fn steps itself (e.g. a GAN
+    discriminator's optimiser), checkpointed and restored with the rest so a resumed run equals an uninterrupted one.
 
     `models` are passed through accelerator.prepare; `save` names the modules whose weights go in checkpoints."""
     out_dir = Path(out_dir)
@@ -164,6 +166,8 @@ def run_training(out_dir: str | Path, cfg: TrainConfig, models: dict[str, torch.
         if ema is not None:
             ema.load_state_dict(load_state(last, "ema"))
         set_rng_state(load_state(last, "rng"), generator)
+        for name, obj in (extra_states or {}).items():
+            obj.load_state_dict(load_state(last, f"extra_{name}"))
         progress = load_state(last, "progress")
         result.resumed_from = progress["step"]
 
@@ -217,7 +221,8 @@ def run_training(out_dir: str | Path, cfg: TrainConfig, models: dict[str, torch.
                     result.stopped_early = progress["stopped"] = True
                     break
             if step % cfg.checkpoint_every == 0 or step == cfg.max_steps:
-                _checkpoint(ckpt_root, step, save, optimizer, scheduler, ema, generator, progress, cfg, accelerator)
+                _checkpoint(ckpt_root, step, save, optimizer, scheduler, ema, generator, progress, cfg, accelerator,
+                            extra_states)
             tick = time.perf_counter()
             if cfg.stop_after is not None and step >= cfg.stop_after and step < cfg.max_steps:
                 result.interrupted = True
@@ -229,7 +234,7 @@ def run_training(out_dir: str | Path, cfg: TrainConfig, models: dict[str, torch.
             bar.close()
     if result.stopped_early and result.resumed_from != progress["step"]:  # stopped in this run: record it
         _checkpoint(ckpt_root, progress["step"], save, optimizer, scheduler, ema, generator, progress, cfg,
-                    accelerator)
+                    accelerator, extra_states)
     if ema is not None and not result.interrupted:
         ema.copy_to(ema_module.parameters())  # final weights are the EMA weights, as in diffusers' scripts
     result.step = progress["step"]
@@ -296,10 +301,12 @@ def _sample_grid(sample_fn, models, writer, out_dir: Path, step: int) -> None:
         pil.save(tmp, format="PNG")
 
 
-def _checkpoint(root, step, save, optimizer, scheduler, ema, generator, progress, cfg, accelerator) -> None:
+def _checkpoint(root, step, save, optimizer, scheduler, ema, generator, progress, cfg, accelerator,
+                extra_states=None) -> None:
     if accelerator.is_main_process:
         states = {"optimizer": optimizer.state_dict(), "lr_scheduler": scheduler.state_dict(),
                   "rng": rng_state(generator), "progress": dict(progress)}
+        states.update({f"extra_{name}": obj.state_dict() for name, obj in (extra_states or {}).items()})
         if ema is not None:
             states["ema"] = ema.state_dict()
         save_checkpoint(root, step, save, states, keep=cfg.checkpoint_limit)
