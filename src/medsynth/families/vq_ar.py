@@ -98,7 +98,8 @@ def run_identity(model_cfg: dict, stage: str) -> dict:
 
 def train_vq_stage(job: StageJob) -> dict:
     from ..training.loop import batch_indices, make_accelerator, run_training
-    from ..training.stages import _images, _is_main, prepare_work_dir, split_rows, train_config
+    from ..training.stage_setup import is_main, prepare_work_dir, split_rows, train_config
+    from ..training.stages import _images
 
     cfg_m = job.model_cfg
     torch.manual_seed(job.seed)
@@ -125,7 +126,7 @@ def train_vq_stage(job: StageJob) -> dict:
             codes.append(encode_codes(vq, batch))
             err += float((decode_codes(vq, codes[-1]) - batch).abs().sum()); count += batch.numel()
     used = torch.cat(codes).unique().numel()
-    if _is_main():
+    if is_main():
         vq.save_pretrained(job.out, safe_serialization=True)
     return {"stage": "vq", "steps": result.step, "resumed_from": result.resumed_from, "train_loss": result.losses,
             "train_l1": err / count, "codes_used": used, "codebook_size": vq.config.num_vq_embeddings,
@@ -249,7 +250,8 @@ def train_lm_stage(job: StageJob) -> dict:
 
     from ..models.llm import load_causal_lm
     from ..training.loop import batch_indices, make_accelerator, run_training
-    from ..training.stages import _images, _is_main, prepare_work_dir, split_rows, train_config
+    from ..training.stage_setup import is_main, prepare_work_dir, split_rows, train_config
+    from ..training.stages import _images
 
     cfg_m = job.model_cfg
     c = cfg_m["lm"]
@@ -283,7 +285,7 @@ def train_lm_stage(job: StageJob) -> dict:
     result = run_training(job.work, cfg, {"lm": ImageTokenLM(lm, meta)}, {"lm": part}, [p for p in part.parameters()], loss_fn,
                           accelerator=accelerator)
     lm.eval()
-    if _is_main():
+    if is_main():
         save_model(job.out, lm, tokenizer, vq, meta)
     return {"stage": "lm", "steps": result.step, "resumed_from": result.resumed_from, "train_loss": result.losses,
             "step_seconds": result.step_seconds, "n_train": len(codes), "trained_parameters":
