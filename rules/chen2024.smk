@@ -2,23 +2,7 @@
 # Composes the generic rules (train_model_stage, sample_images, generative_metrics, image_quality,
 # classifier_metrics) with its own steps: vocabulary mining (Fig. 2), LLM-written prompts and their sample grids,
 # Table 1 (FID / NIQE) and Table 2 (classifier trained on synthetic vs real); `snakemake chen2024` builds its page.
-C24 = config.get("chen2024", {})
-C24_MODEL = C24.get("model", "chen2024")
-C24_ENTRY = config.get("models", {}).get(C24_MODEL, {})
-C24_DATASET = C24_ENTRY.get("dataset", "")
-C24_OUT = f"{R}/eval/chen2024"
-C24_FIG = f"{R}/figures/chen2024"
-C24_EVAL_SPLITS = C24.get("eval_splits", ["val", "test"])
-C24_SPLIT = "+".join(C24_EVAL_SPLITS)   # the held-out reports of Table 1 and the test images of Table 2
-C24_SIZE = C24_ENTRY.get("image_size", 0)
-C24_FID = (f"{R}/eval/generative/{C24_MODEL}/reports/{C24_SPLIT}/{C24_SPLIT}/"
-           f"{C24.get('fid', {}).get('backbone', 'inception-random')}__"
-           f"{C24.get('fid', {}).get('resize', f'bicubic{C24_SIZE}')}.json")
-C24_VOCAB_DATASETS = C24.get("vocabulary", {}).get("datasets", [C24_DATASET])
-
-
-def c24_params():
-    return {"dataset": C24_DATASET, "model": C24_MODEL, "scale": config["scale"], "seed": config["seed"]}
+include: "chen2024_setup.smk"  # the paper's settings, paths and input functions
 
 
 rule chen2024_vocabulary:
@@ -102,7 +86,7 @@ rule chen2024_prompted:
         grid=report(f"{C24_FIG}/prompt_grid.png", category="chen2024"),
     params:
         model=C24_ENTRY,
-        folder=f"{R}/models/{C24_MODEL}/lm",
+        folder=lambda wc, input: str(Path(input.model).parent),
         spec=C24.get("sampling", {}),
         results=lambda wc, output: results_of(output.table, 3),
     log:

@@ -3,31 +3,15 @@
 # volume_metrics rule (slice-wise FID/KID/IS, patch-wise FID/KID) into Table 1, plus the Figure-4 attribute-toggle
 # heatmaps scored against the phantom's emphysema regions; `snakemake xing2024` builds its report page.
 
-XG = config.get("xing2024") or {}
-XG_OUT = f"{R}/eval/xing2024"
-XG_FIG = f"{R}/figures/xing2024"
-XG_ROWS = dict(XG.get("rows") or {})
-XG_SET = XG.get("promptset", "test")
-XG_SPLIT = XG.get("eval_split", "test")
-XG_DATASET = XG.get("dataset", "phantom_ct")
-XG_HEAT = XG.get("heatmap") or {}
+include: "xing2024_setup.smk"  # the paper's settings, paths and input functions
+
+
 if XG:
     for _row, _m in XG_ROWS.items():
         if _m not in config.get("models", {}):
             raise WorkflowError(f"config error at 'xing2024.rows.{_row}': '{_m}' is not an entry of 'models'")
     if XG_HEAT and XG_HEAT["model"] not in config.get("models", {}):
         raise WorkflowError(f"config error at 'xing2024.heatmap.model': '{XG_HEAT['model']}' is not in 'models'")
-
-
-def xg_metrics(model, mode):
-    backbone = XG.get("slice_backbone", "inception-random") if mode == "slice" else XG.get("patch_backbone",
-                                                                                            "med3d-random")
-    return (f"{R}/eval/volumes/{XG_DATASET}/{XG_SPLIT}/vs/{model}/{XG_SET}/{XG_SPLIT}/{mode}__{backbone}.json")
-
-
-def xg_final(model):
-    fam = model_family(model)
-    return f"{R}/models/{model}/{fam.marker(fam.stages[-1])}"
 
 
 rule xing2024_table1_row:
@@ -41,7 +25,7 @@ rule xing2024_table1_row:
         model=lambda wc: wc.model,
         dataset=XG_DATASET,
         scale=config["scale"],
-        results=R,
+        results=lambda wc, output: results_of(output.cells, 3),
     log:
         logpath("xing2024_table1_row", "model"),
     benchmark:
@@ -74,7 +58,7 @@ rule xing2024_heatmaps:
         crop=lambda wc: (config["datasets"][XG_DATASET].get("volume") or {}).get("crop"),
         dataset=XG_DATASET,
         scale=config["scale"],
-        results=R,
+        results=lambda wc, input: results_of(input.manifest, 2),
     log:
         logpath("xing2024_heatmaps"),
     benchmark:
@@ -97,7 +81,7 @@ rule xing2024_sample_figure:
         figure=report(f"{XG_FIG}/sample_slices.png", category="xing2024"),
     params:
         rows=list(XG_ROWS),
-        results=R,
+        results=lambda wc, output: results_of(output.figure, 2),
     log:
         logpath("xing2024_sample_figure"),
     benchmark:
