@@ -27,9 +27,10 @@ def _dataset(root, n=80, size=32, seed=0):
     return pd.DataFrame(rows)
 
 
-def test_classifier_learns_a_visible_finding_and_is_deterministic(tmp_path):
+@pytest.mark.parametrize("arch", ["small_cnn", "judge_fast"])  # judge_fast: the demo judge (config.yaml)
+def test_classifier_learns_a_visible_finding_and_is_deterministic(tmp_path, arch):
     df = _dataset(tmp_path)
-    cfg = {"image_size": 32, "epochs": 6, "batch_size": 16, "lr": 3e-3}
+    cfg = {"arch": arch, "image_size": 32, "epochs": 6, "batch_size": 16, "lr": 3e-3}
     model, meta = train_classifier(df, tmp_path, cfg, seed=1)
     assert meta["labels"] == ["No Finding", "Pleural Effusion"]  # Fracture has no positives: not trainable
     result = evaluate_classifier(model, meta, df, tmp_path, "test")

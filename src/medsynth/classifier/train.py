@@ -36,7 +36,7 @@ def _images(df: pd.DataFrame, results: Path, size: int) -> torch.Tensor:
 def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """Mild jitter that keeps a finding where it is and visible: rotation +-3 deg, scale +-3 %, shift +-3 %,
     exposure (gamma 0.9-1.1, brightness +-2 %). No flips (laterality matters). Stronger jitter than this hides
-    the phantom's small findings (a 10 mm nodule is ~4 pixels at 128 px) and stalls training."""
+    the phantom's small findings (an 18 mm nodule is ~7 pixels at 128 px) and stalls training."""
     n = len(x)
     u = torch.rand(n, 6, generator=gen) * 2 - 1
     ang, scale = u[:, 0] * math.radians(3), 1 + 0.03 * u[:, 1]

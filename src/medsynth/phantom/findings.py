@@ -8,6 +8,13 @@ Axes are LAS (ct.py): axis 0 -> patient's left, axis 1 -> anterior, axis 2 -> he
 Known simplifications: emphysema lowers parenchymal HU and adds bullae but does not flatten the diaphragms
 (no hyperinflation); a pneumothorax also compresses the lung it leaves behind (outside its mask, inside the same
 hemithorax), and its mask keeps only the rim a frontal film sees en face.
+
+Conspicuity at demo resolution (issue 18): the demo renders at 256 px and preprocesses to 128 px (~2.7 mm per
+pixel), so the smallest findings were sized to be visible there, for both the generators' and the judge's cohort
+(same code): nodules are at least 18 mm (small 18-24, medium 24-30 mm; a 10 mm nodule was ~4 px and invisible),
+a small effusion is at least 32 mm high (was 20), a small pneumothorax retracts the lung by at least 13 % (was 8),
+and consolidation is at least 26 mm in radius (patchy; was 20) and denser (-40..40 HU; was -100..40). These are
+the phantom's "visible" findings; atelectasis and emphysema stay subtle.
 """
 from __future__ import annotations
 
@@ -99,7 +106,7 @@ def _severity(rng, levels=("mild", "moderate", "severe"), p=(0.45, 0.35, 0.2)) -
 def effusion(hu: np.ndarray, anat: Anatomy, rng: np.random.Generator) -> Finding:
     side = str(rng.choice(["right", "left", "bilateral"], p=[0.4, 0.3, 0.3]))
     severity = _severity(rng, ("small", "moderate", "large"))
-    height = {"small": rng.uniform(20, 35), "moderate": rng.uniform(45, 70), "large": rng.uniform(90, 130)}[severity]
+    height = {"small": rng.uniform(32, 45), "moderate": rng.uniform(50, 75), "large": rng.uniform(90, 130)}[severity]
     x, y, z = _grids(hu.shape)
     sz = anat.spacing[2]
     mask = np.zeros(hu.shape, dtype=bool)
@@ -142,7 +149,7 @@ def nodule(hu: np.ndarray, anat: Anatomy, rng: np.random.Generator) -> Finding:
     mask = np.zeros(hu.shape, dtype=bool)
     lobes, sizes = [], []
     for _ in range(count):
-        diameter = {"small": rng.uniform(10, 15), "medium": rng.uniform(15, 28), "mass": rng.uniform(32, 55)}[severity]
+        diameter = {"small": rng.uniform(18, 24), "medium": rng.uniform(24, 30), "mass": rng.uniform(32, 55)}[severity]
         # Upper-lobe predilection (smoking-related nodules and cancers).
         lobe = _choose_lobe(rng, {"right_upper": 2, "right_middle": 0.6, "right_lower": 1, "left_upper": 2,
                                   "left_lower": 1})
@@ -170,10 +177,10 @@ def consolidation(hu: np.ndarray, anat: Anatomy, rng: np.random.Generator) -> Fi
                               "left_lower": 2})
     region = anat.lobes[lobe]
     if severity != "lobar":
-        radius = rng.uniform(20, 32) if severity == "patchy" else rng.uniform(38, 55)
+        radius = rng.uniform(26, 36) if severity == "patchy" else rng.uniform(38, 55)
         center = _pick_voxel(rng, region & (anat.lung_depth[_side_of(lobe)] > 6))
         region = region & _blob(hu.shape, anat.spacing, center, radius, rng, irregularity=0.3)
-    target = rng.uniform(-100, 40)
+    target = rng.uniform(-40, 40)
     # Air bronchograms: the larger airways stay dark inside the opacity.
     keep_air = region & (hu < -950) & (anat.lung_depth[_side_of(lobe)] > 15)
     edit = region & ~keep_air
@@ -214,7 +221,7 @@ def pneumothorax(hu: np.ndarray, anat: Anatomy, rng: np.random.Generator) -> Fin
     denser) texture; the space it left is pure air without vessel markings."""
     side = str(rng.choice(["right", "left"], p=[0.55, 0.45]))
     severity = _severity(rng, ("small", "moderate", "large"))
-    f = {"small": rng.uniform(1.08, 1.13), "moderate": rng.uniform(1.18, 1.28), "large": rng.uniform(1.4, 1.7)}[severity]
+    f = {"small": rng.uniform(1.13, 1.18), "moderate": rng.uniform(1.2, 1.3), "large": rng.uniform(1.4, 1.7)}[severity]
     lung = anat.lung(side)
     (x0, x1), (y0, y1), (z0, z1) = (_extent(lung, a) for a in range(3))
     medial = x1 if side == "right" else x0
