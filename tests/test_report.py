@@ -121,3 +121,11 @@ def test_measured_row_compares_with_the_row_it_reproduces():
     with pytest.raises(ValueError, match="lacks"):
         side_by_side("choksi2025", [make_cell("choksi2025", "quality", "x", "SSIM", 0.5, provenance=prov,
                                               reproduces="Their model")])
+
+
+def test_published_numbers_print_as_transcribed_not_rounded():
+    from medsynth.report.render import _fmt_published
+    assert _fmt_published(221.99) == "221.99"       # 4 significant digits would print 222
+    assert _fmt_published(0.12345678) == "0.12345678"
+    assert _fmt_published(60) == "60" and _fmt_published(54.0) == "54"
+    assert _fmt_published(None) == "—" and _fmt_published(float("nan")) == "—"

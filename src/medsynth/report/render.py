@@ -56,6 +56,14 @@ def _fmt(x: float | None, digits: int = 4) -> str:
     return f"{x:.{digits}g}"
 
 
+def _fmt_published(x: float | int | None) -> str:
+    """A published number as the paper printed it (221.99 stays 221.99): shortest round-trip text, no rounding."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    text = repr(x) if isinstance(x, int) else repr(float(x))
+    return text[:-2] if text.endswith(".0") else text
+
+
 def side_by_side(paper: str, cells: list[dict]) -> list[SideBySide]:
     """Each published table with measured cells placed in its layout; measured rows the paper lacks are appended."""
     pub = load_published(paper)
@@ -95,7 +103,7 @@ def _cell_text(cell: Cell) -> str:
     if cell.measured is not None and cell.published is not None:
         diff = (f" (Δ not comparable: stand-in {cell.stand_in})" if cell.stand_in
                 else f" (Δ {cell.measured - cell.published:+.3g})")
-    return f"{measured} / {_fmt(cell.published)}{diff}"
+    return f"{measured} / {_fmt_published(cell.published)}{diff}"
 
 
 def _provenance_value(key: str, value) -> str:
