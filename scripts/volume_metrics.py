@@ -12,7 +12,8 @@ wc, p, inp = snakemake.wildcards, snakemake.params, snakemake.input
 ev = mv.volume_evaluator(wc.mode, wc.backbone, p.settings, p.seed, p.cache, weights=inp.get("weights"))
 records = mv.volume_records(ev, wc.mode, mv.set_paths(inp.a, wc.asplit), mv.set_paths(inp.b, wc.bsplit), p.settings,
                             a_info=mv.set_info(inp.a, wc.a, wc.asplit), b_info=mv.set_info(inp.b, wc.b, wc.bsplit),
-                            extra={"scale": p.scale})
+                            extra={"scale": p.scale},
+                            a_cache=p.cache if mv.is_dataset_table(inp.a) else None)  # real side: once per table
 write_json(records, snakemake.output[0])
 log.info("%s/%s vs %s/%s, %s-wise [%s]: %s", wc.a, wc.asplit, wc.b, wc.bsplit, wc.mode, ev.info.backbone,
          {k: round(r["value"], 4) for k, r in records.items()})

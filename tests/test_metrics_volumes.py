@@ -229,3 +229,21 @@ def test_slice_mode_on_seeded_random_crops(tmp_path, settings):
     assert V.sampling_note("slice", crop_settings)["eval_crop"] == [6, 5, 4]
     with pytest.raises(MedsynthError, match="larger than the volume"):
         V.set_stats(ev, "slice", paths, {**crop_settings, "eval_crop": [20, 5, 4]})
+
+
+def test_real_side_statistics_are_computed_once_and_reused(settings, sets, cache, tmp_path):
+    ev = V.volume_evaluator("patch", "med3d-random", settings, seed=0, cache_dir=cache)
+    plain = V.volume_records(ev, "patch", sets["a"], sets["b"], settings)
+    calls = []
+    real_stats = ev.stats
+    ev.stats = lambda batches: calls.append(1) or real_stats(batches)
+    first = V.volume_records(ev, "patch", sets["a"], sets["b"], settings, a_cache=tmp_path)
+    second = V.volume_records(ev, "patch", sets["a"], sets["shifted"], settings, a_cache=tmp_path)
+    assert len(calls) == 3  # a once, b, shifted: the second table row read a's statistics back
+    assert len(list((tmp_path / "volume_sets").glob("*.npz"))) == 1
+    for key in ("fid", "kid"):  # bit-identical to computing both sides
+        assert first[key]["value"] == plain[key]["value"]
+    assert second["fid"]["extra"]["a"] == plain["fid"]["extra"]["a"]
+    # another cut of the same files is another key, never a stale read
+    V.volume_records(ev, "patch", sets["a"], sets["b"], {**settings, "patch_stride": [4, 4, 4]}, a_cache=tmp_path)
+    assert len(list((tmp_path / "volume_sets").glob("*.npz"))) == 2

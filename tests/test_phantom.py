@@ -282,3 +282,26 @@ def test_merge_prevalence_and_adapters(anat, tmp_path):
 def test_unknown_config_key_is_an_error():
     with pytest.raises(MedsynthError, match="unknown key"):
         cohort.shard_indices(0, {"n_patiens": 3})
+
+
+def test_stored_ct_grid_keeps_world_position_and_small_lesions():
+    from medsynth.phantom.cohort import store_grid
+    rng = np.random.default_rng(0)
+    hu = rng.normal(0, 100, (8, 6, 3)).astype(np.float32)
+    seg = np.zeros((8, 6, 3), np.uint8)
+    seg[5, 3, :] = 2  # a block's centre voxel (k // 2 = 1 -> indices 1, 3, 5, 7)
+    lesion = np.zeros((8, 6, 3), np.uint8)
+    lesion[0, 0, 1] = 1 << 2   # one-voxel lesion off the block centre: must survive
+    lesion[1, 1, 1] = 1 << 4
+    affine = np.diag([1.5, 1.5, 2.5, 1.0])
+    affine[:3, 3] = [10.0, -20.0, 5.0]
+    h2, s2, l2, a2 = store_grid(hu, seg, lesion, affine, 2)
+    assert h2.shape == s2.shape == l2.shape == (4, 3, 3)
+    assert np.isclose(h2[1, 2, 0], hu[2:4, 4:6, 0].mean())
+    assert s2[2, 1, 0] == 2 and s2.sum() == 2 * 3
+    assert l2[0, 0, 1] == (1 << 2) | (1 << 4) and l2.sum() == l2[0, 0, 1]
+    # the coarse voxel centre is the mean of its block's centres in world space
+    centre_fine = affine @ np.array([2.5, 4.5, 0, 1])
+    assert np.allclose(a2 @ np.array([1, 2, 0, 1]), centre_fine)
+    same = store_grid(hu, seg, lesion, affine, 1)
+    assert same[0] is hu and np.array_equal(same[2], lesion)

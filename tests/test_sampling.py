@@ -153,6 +153,25 @@ def test_saved_pipeline_reloads_with_diffusers_and_generates(tmp_path, projectio
     assert torch.allclose(ref, ours, atol=1e-5)  # same mask / null-prompt handling after the round trip
 
 
+def test_adapted_pipeline_shares_unchanged_weights_by_hard_link(tmp_path):
+    comp = _components()
+    base = save_pipeline(tmp_path / "base", **comp)
+    with torch.no_grad():  # an adaptation that changed only the U-Net
+        next(comp["unet"].parameters()).add_(0.5)
+    out = save_pipeline(tmp_path / "adapted", **comp, share_with=base)
+    ino = lambda p: p.stat().st_ino
+    for part in ("vae", "text_encoder"):
+        (a,), (b,) = list((out / part).glob("*.safetensors")), list((base / part).glob("*.safetensors"))
+        assert ino(a) == ino(b)
+    (a,), (b,) = list((out / "unet").glob("*.safetensors")), list((base / "unet").glob("*.safetensors"))
+    assert ino(a) != ino(b) and a.read_bytes() != b.read_bytes()
+    pipe = load_pipeline(out)
+    assert torch.equal(next(pipe.unet.parameters()), next(comp["unet"].parameters()))
+    # the base is replaced whole on a rerun: the adapted folder keeps its (old) files intact
+    save_pipeline(base, **_components())
+    assert load_pipeline(out).unet is not None and a.exists()
+
+
 def test_cli_generate(tmp_path):
     comp = _components()
     save_pipeline(tmp_path / "pipe", **comp)

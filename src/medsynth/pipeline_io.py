@@ -40,8 +40,11 @@ def build_pipeline(vae, unet, text_encoder, tokenizer, scheduler):
 
 
 def save_pipeline(out_dir: str | os.PathLike, vae, unet, text_encoder, tokenizer, scheduler,
-                  card: dict | None = None) -> Path:
-    """Write the pipeline folder atomically (temp folder + rename) with a model card README.md."""
+                  card: dict | None = None, share_with: str | os.PathLike | None = None) -> Path:
+    """Write the pipeline folder atomically (temp folder + rename) with a model card README.md.
+
+    share_with: the pipeline folder this one was adapted from; its weight files that this save reproduces byte for
+    byte (the frozen VAE, an untouched text encoder or U-Net) become hard links to them (`share_identical_files`)."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
@@ -49,6 +52,8 @@ def save_pipeline(out_dir: str | os.PathLike, vae, unet, text_encoder, tokenizer
         pipe = build_pipeline(vae, unet, text_encoder, tokenizer, scheduler)
         pipe.save_pretrained(tmp, safe_serialization=True)
         (tmp / "README.md").write_text(model_card(pipe, card or {}))
+        if share_with is not None and Path(share_with).is_dir():
+            share_identical_files(tmp, Path(share_with))
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(tmp, out_dir)
@@ -56,6 +61,37 @@ def save_pipeline(out_dir: str | os.PathLike, vae, unet, text_encoder, tokenizer
         if tmp.exists():
             shutil.rmtree(tmp)
     return out_dir
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def share_identical_files(folder: Path, base: Path) -> list[str]:
+    """Replace each weight file of `folder` that is byte-identical to the same relative path in `base` by a hard
+    link to it, and return the relative paths shared. An adapted model then costs only what it changed on disk
+    (a U-Net fine-tune: the U-Net; textual inversion: the text encoder) and still loads as a whole pipeline folder.
+    Safe because pipeline folders are only ever replaced whole (`save_pipeline`), never written in place. Where
+    links are not possible (another file system), the copy stays."""
+    shared = []
+    for path in sorted(folder.rglob("*.safetensors")):
+        rel = path.relative_to(folder)
+        other = base / rel
+        if not other.is_file() or other.stat().st_size != path.stat().st_size or _sha256(other) != _sha256(path):
+            continue
+        link = path.with_name(path.name + ".link")
+        try:
+            os.link(other, link)
+        except OSError:
+            continue
+        os.replace(link, path)
+        shared.append(str(rel))
+    return shared
 
 
 def load_pipeline(path: str | os.PathLike, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):

@@ -129,6 +129,11 @@ def set_info(table_path: str | os.PathLike, name: str, split: str) -> dict:
     return info
 
 
+def is_dataset_table(table_path: str | os.PathLike) -> bool:
+    """A dataset's manifest (real volumes), as opposed to a model's samples table."""
+    return Path(table_path).name.startswith("manifest")
+
+
 def set_paths(table_path: str | os.PathLike, split: str) -> list[Path]:
     """The volume files of a set: manifest rows (``image`` relative to the results folder, two levels above the
     manifest's folder) or samples rows (``file`` relative to the table's folder), restricted to `split`."""
@@ -137,7 +142,7 @@ def set_paths(table_path: str | os.PathLike, split: str) -> list[Path]:
 
     table_path = Path(table_path)
     df = read_table(table_path)
-    if "image" in df.columns and table_path.name.startswith("manifest"):
+    if "image" in df.columns and is_dataset_table(table_path):
         return reference_paths(df, table_path.parents[2], split)
     if "file" in df.columns:
         return generated_paths(df, table_path.parent, split)
@@ -312,8 +317,34 @@ def sampling_note(mode: str, settings: dict) -> dict:
     return note
 
 
-def set_stats(ev: InceptionEvaluator, mode: str, paths: Sequence[Path],
-              settings: dict) -> tuple[FeatureStats, SetCounter]:
+def _stats_cache_file(ev: InceptionEvaluator, mode: str, paths: Sequence[Path], settings: dict,
+                      cache_dir: Path) -> Path:
+    """Where a set's statistics are kept: keyed by backbone weights, seed, how slices/patches are cut and each
+    file's name, size and mtime (a rewritten file is a new key; nothing stale is ever read)."""
+    import hashlib
+    import json
+
+    files = [(str(Path(p).resolve()), Path(p).stat().st_size, Path(p).stat().st_mtime_ns) for p in paths]
+    key = json.dumps({"mode": mode, "backbone": ev.info.backbone, "weights": ev.info.weights_sha256, "dims": ev.dims,
+                      "seed": ev.seed, "reservoir": ev.reservoir_size, "sampling": sampling_note(mode, settings),
+                      "files": files}, sort_keys=True)
+    return Path(cache_dir) / "volume_sets" / f"{mode}__{ev.info.backbone}__{hashlib.sha256(key.encode()).hexdigest()[:24]}.npz"
+
+
+def set_stats(ev: InceptionEvaluator, mode: str, paths: Sequence[Path], settings: dict,
+              cache_dir: str | os.PathLike | None = None) -> tuple[FeatureStats, SetCounter]:
+    """A set's feature statistics. With cache_dir (the real side, which every model of a table is compared with)
+    they are computed once and read back by the next job (mean, covariance, KID reservoir; no IS logits, which only
+    the generated side needs)."""
+    if cache_dir is not None:
+        from .stats import CachedStats
+        path = _stats_cache_file(ev, mode, paths, settings, Path(cache_dir))
+        if path.is_file():
+            cached = CachedStats(path)
+            return cached, SetCounter(volumes=int(cached.meta["volumes"]), items=int(cached.meta["items"]))
+        stats, counter = set_stats(ev, mode, paths, settings)
+        stats.save_npz(path, meta={"volumes": counter.volumes, "items": counter.items, "n": stats.n})
+        return stats, counter
     counter = SetCounter()
     bs = int(settings["volume_batch_size"])
     if mode == "slice":
@@ -328,12 +359,12 @@ def set_stats(ev: InceptionEvaluator, mode: str, paths: Sequence[Path],
 
 def volume_records(ev: InceptionEvaluator, mode: str, a_paths: Sequence[Path], b_paths: Sequence[Path],
                    settings: dict, a_info: dict | None = None, b_info: dict | None = None,
-                   extra: dict | None = None) -> dict:
+                   extra: dict | None = None, a_cache: str | os.PathLike | None = None) -> dict:
     """{metric: record dict}: FID and KID (and IS of set b, Inception slice features only) between two volume sets,
     each record carrying backbone, weights hash, seed, how slices/patches were made and the counts per set."""
     if not a_paths or not b_paths:
         raise MedsynthError(f"volume metrics need volumes on both sides, got {len(a_paths)} and {len(b_paths)}")
-    stats_a, count_a = set_stats(ev, mode, a_paths, settings)
+    stats_a, count_a = set_stats(ev, mode, a_paths, settings, cache_dir=a_cache)
     stats_b, count_b = set_stats(ev, mode, b_paths, settings)
     item = "slices" if mode == "slice" else "patches"
     info = {"mode": mode, "channels": channel_note(mode, ev.info.backbone), **sampling_note(mode, settings),

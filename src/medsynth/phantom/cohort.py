@@ -28,7 +28,8 @@ CHEXPERT_MAP = {"effusion": ["Pleural Effusion"], "cardiomegaly": ["Cardiomegaly
                 "pneumothorax": ["Pneumothorax"], "emphysema": []}
 STREAMS = {"attributes": 0, "findings": 1, "render": 2, "identity": 3, "report": 4}
 PATH_COLUMNS = ["cxr_pa", "cxr_ll", "lesion2d_pa", "lesion2d_ll", "ct", "seg", "lesion3d", "report"]
-DEFAULTS = {"n_patients": 120, "shard_size": 40, "size": 256, "ct_downsample": 2, "lateral": False,
+DEFAULTS = {"n_patients": 120, "shard_size": 40, "size": 256, "ct_downsample": 2, "ct_store_downsample": 1,
+            "lateral": False,
             "monochrome1_fraction": 0.3, "modality_cr_fraction": 0.5}
 
 
@@ -122,10 +123,12 @@ def generate_patient(anat: Anatomy, index: int, seed: int, cfg: dict, shard_dir:
     box = anat.body_box
     affine = anat.affine.copy()
     affine[:3, 3] = affine[:3, 3] + affine[:3, :3] @ np.array([b.start for b in box], dtype=float)
+    ct_vol, seg_vol, lesion_vol, affine = store_grid(hu[box], seg[box], lesion3d[box], affine,
+                                                     int(cfg["ct_store_downsample"]))
     affine[:3, :3] *= acq.scale
-    export.write_nifti(folder / "ct.nii.gz", np.clip(np.rint(hu[box]), -1024, 3071).astype(np.int16), affine)
-    export.write_nifti(folder / "seg.nii.gz", np.ascontiguousarray(seg[box]), affine)
-    export.write_nifti(folder / "lesion3d.nii.gz", np.ascontiguousarray(lesion3d[box]), affine)
+    export.write_nifti(folder / "ct.nii.gz", np.clip(np.rint(ct_vol), -1024, 3071).astype(np.int16), affine)
+    export.write_nifti(folder / "seg.nii.gz", seg_vol, affine)
+    export.write_nifti(folder / "lesion3d.nii.gz", lesion_vol, affine)
     row.update({"ct": f"{key}/ct.nii.gz", "seg": f"{key}/seg.nii.gz", "lesion3d": f"{key}/lesion3d.nii.gz"})
 
     text, impression = reporting.write_report(found, rng_for(seed, index, "report"))
@@ -147,6 +150,26 @@ def generate_patient(anat: Anatomy, index: int, seed: int, cfg: dict, shard_dir:
                 "patient_scale": round(acq.scale, 4), "lesion_bits": ";".join(f"{k}={1 << v}" for k, v in
                                                                                fnd.FINDING_BITS.items())})
     return row
+
+
+def store_grid(hu: np.ndarray, seg: np.ndarray, lesion3d: np.ndarray, affine: np.ndarray, k: int):
+    """The CT as stored: block-averaged in-plane by k (`phantom.ct_store_downsample`; the radiographs are rendered
+    from the full grid before this). HU: block mean; segmentation: the block's centre voxel; the lesion bitmask:
+    bitwise OR over the block, so no finding smaller than a block disappears. Returns contiguous arrays and the
+    affine of the coarser grid."""
+    if k < 1:
+        raise MedsynthError(f"phantom.ct_store_downsample must be >= 1, got {k}")
+    if k == 1:
+        return hu, np.ascontiguousarray(seg), np.ascontiguousarray(lesion3d), affine
+    nx, ny = (hu.shape[0] // k) * k, (hu.shape[1] // k) * k
+    blocks = lambda a: a[:nx, :ny].reshape(nx // k, k, ny // k, k, a.shape[2])
+    hu_k = blocks(hu.astype(np.float32)).mean(axis=(1, 3))
+    seg_k = np.ascontiguousarray(seg[k // 2:nx:k, k // 2:ny:k])
+    lesion_k = np.bitwise_or.reduce(np.bitwise_or.reduce(blocks(lesion3d), axis=3), axis=1)
+    affine = affine.copy()
+    affine[:3, 3] = affine[:3, 3] + affine[:3, :2] @ np.full(2, (k - 1) / 2.0)
+    affine[:3, :2] *= k
+    return hu_k, seg_k, np.ascontiguousarray(lesion_k), affine
 
 
 def shard_indices(shard: str | int, cfg: dict) -> range:

@@ -336,7 +336,8 @@ def train_projection_distill_stage(df, results: Path, model_cfg: dict, work_dir:
                          "best_val_mse": tr.best_val, "corpus_texts": res.n_train, "val_texts": res.n_val,
                          "seed": seed}}
     if is_main():
-        save_pipeline(out_dir, vae, unet, encoder, enc_tok, comp["scheduler"], card=card)
+        save_pipeline(out_dir, vae, unet, encoder, enc_tok, comp["scheduler"], card=card,
+                      share_with=model_cfg["pretrained"]["name"])
     size = int(model_cfg.get("image_size") or unet.config.sample_size * 2 ** (len(vae.config.block_out_channels) - 1))
     return {"stage": "diffusion", "strategy": "projection_distill", "level": res.level,
             "target": ("mean over all context positions of the base encoder's context" if res.level == "document"

@@ -162,7 +162,8 @@ def train_diffusion_stage(df, results: Path, model_cfg: dict, vae_dir: Path | No
             "training": {"strategy": strategy.name, "steps": result.step, "best_val": result.best_val,
                          "n_train": len(tr), "n_val": len(va), "seed": seed, "image_size": size}}
     if is_main():
-        save_pipeline(out_dir, vae, unet, text_encoder, tokenizer, comp["scheduler"], card=card)
+        share = model_cfg["pretrained"]["name"] if is_pretrained(model_cfg) else None
+        save_pipeline(out_dir, vae, unet, text_encoder, tokenizer, comp["scheduler"], card=card, share_with=share)
     trainable = (count_parameters(unet) * strategy.train_unet
                  + count_parameters(text_encoder.encoder) * strategy.train_text_encoder
                  + count_parameters(text_encoder.projection) * strategy.train_projection
