@@ -34,9 +34,12 @@ fid_prov = {**pair_prov, **ev.provenance}   # SSIM / MS-SSIM cells use no featur
 rows = study.get("rows", {})
 
 
+set_stats = {}  # each image set through the backbone once (the healthy set is in five comparisons)
+
+
 def fid(a, b):
     # a Frechet distance needs 2+ images a side; fewer (a tiny cohort's rare class) -> no number, counts recorded
-    return S.fid_between(ev, a, b, resize) if min(len(a), len(b)) >= 2 else None
+    return S.fid_between(ev, a, b, resize, memo=set_stats) if min(len(a), len(b)) >= 2 else None
 
 
 def fid_method(value, what):

@@ -134,3 +134,28 @@ def test_ms_ssim_scales_fit_the_image():
     assert S.ms_ssim_scales(512) == 5 and S.ms_ssim_scales(64) == 3 and S.ms_ssim_scales(32) == 2
     x = np.random.default_rng(0).random((32, 32))
     assert ms_ssim(x, x, 1.0, S.ms_ssim_scales(32)) == pytest.approx(1.0)
+
+
+def test_fid_between_embeds_a_shared_set_once(tmp_path):
+    from medsynth.metrics.fid import InceptionEvaluator
+    from medsynth.metrics.inception import BackboneInfo
+
+    class _Pool(torch.nn.Module):  # a 4-d feature: the image's mean in each quadrant
+        def forward(self, x):
+            return torch.nn.functional.adaptive_avg_pool2d(x[:, :1], 2).flatten(1), None
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(9):
+        path = tmp_path / f"{i}.png"
+        Image.fromarray((rng.random((16, 16)) * 255).astype(np.uint8)).save(path)
+        paths.append(path)
+    ev = InceptionEvaluator(model=_Pool(), info=BackboneInfo("stub", "stub.pt", "0" * 64), dims=4)
+    seen = []
+    real = ev.stats
+    ev.stats = lambda batches: seen.append(1) or real(batches)
+    healthy, a, b = paths[:5], paths[5:7], paths[7:]
+    memo = {}
+    fa, fb = S.fid_between(ev, healthy, a, "bicubic16", memo), S.fid_between(ev, healthy, b, "bicubic16", memo)
+    assert len(seen) == 3  # healthy once, a, b
+    assert fa == pytest.approx(S.fid_between(ev, healthy, a, "bicubic16"))  # no memo: same value

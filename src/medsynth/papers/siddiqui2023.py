@@ -139,12 +139,22 @@ def va_cells(scores: pd.DataFrame, prov: dict) -> list[dict]:
     return cells
 
 
-def fid_between(ev, paths_a, paths_b, resize: str) -> float:
+def fid_between(ev, paths_a, paths_b, resize: str, memo: dict | None = None) -> float:
+    """FID between two image sets. memo: a dict kept by the caller, so a set that several cells compare against
+    (the real healthy images) passes through the backbone once."""
     from ..metrics.generative import image_batches
 
     if len(paths_a) < 2 or len(paths_b) < 2:
         raise MedsynthError(f"FID needs at least 2 images per side (got {len(paths_a)} and {len(paths_b)})")
-    return ev.fid(ev.stats(image_batches(paths_a, resize)), ev.stats(image_batches(paths_b, resize)))
+    memo = {} if memo is None else memo
+
+    def stats(paths):
+        key = (resize, tuple(str(x) for x in paths))
+        if key not in memo:
+            memo[key] = ev.stats(image_batches(paths, resize))
+        return memo[key]
+
+    return ev.fid(stats(paths_a), stats(paths_b))
 
 
 def ms_ssim_scales(size: int) -> int:
