@@ -32,3 +32,8 @@ def test_paper_of_and_disk_usage(tmp_path):
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "w.bin").write_bytes(b"x" * 1000)
     assert disk_usage(tmp_path) == {"models": 1000}
+    import os
+    os.link(tmp_path / "models" / "w.bin", tmp_path / "models" / "shared.bin")  # an adapted model's shared weights
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "c.npz").write_bytes(b"y" * 10)
+    assert disk_usage(tmp_path) == {"cache": 10, "models": 1000}

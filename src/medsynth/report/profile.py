@@ -53,9 +53,17 @@ def summarise(jobs: pd.DataFrame) -> dict:
 
 
 def disk_usage(results: str | Path) -> dict[str, int]:
-    """Bytes under each top-level folder of results/ (symlinks not followed)."""
-    out = {}
+    """Bytes under each top-level folder of results/ (symlinks not followed; a hard-linked file, e.g. a weight file
+    an adapted model shares with its base, counted once, as `du` does)."""
+    out, seen = {}, set()
     for d in sorted(Path(results).iterdir()) if Path(results).is_dir() else []:
         if d.is_dir():
-            out[d.name] = sum(f.stat().st_size for f in d.rglob("*") if f.is_file() and not f.is_symlink())
+            total = 0
+            for f in d.rglob("*"):
+                if f.is_file() and not f.is_symlink():
+                    st = f.stat()
+                    if (st.st_dev, st.st_ino) not in seen:
+                        seen.add((st.st_dev, st.st_ino))
+                        total += st.st_size
+            out[d.name] = total
     return out
