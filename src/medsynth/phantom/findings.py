@@ -202,7 +202,7 @@ def nodule(hu: np.ndarray, anat: Anatomy, rng: np.random.Generator) -> Finding:
     """Round, sharp-margined, compact solid opacities (a mass is > 30 mm but still round) in the visible lung
     fields: uniform soft-tissue density with a crisp edge, unlike consolidation's fading, patchy border."""
     severity = str(rng.choice(["small", "medium", "mass"], p=[0.4, 0.4, 0.2]))
-    count = 1 if severity == "mass" else int(rng.choice([1, 2], p=[0.8, 0.2]))
+    count = 1 if severity == "mass" else int(rng.choice([1, 2, 3], p=[0.4, 0.35, 0.25]))
     mask = np.zeros(hu.shape, dtype=bool)
     lobes, sizes = [], []
     for _ in range(count):
