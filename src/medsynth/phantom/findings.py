@@ -32,7 +32,8 @@ after them compacted a consolidation into something mass-like. Now:
 - fluid and free air are applied first (APPLY_ORDER) and the parenchymal findings edit only still-aerated lung
   (AERATED), so a pneumothorax no longer squeezes a consolidation into a mass and nothing is written into fluid.
 Measured on the demo judge (1000 patients, 128 px, held-out AUC): consolidation 0.86 -> 0.90-0.93; nodule
-0.74 -> 0.78 (one or two nodules) -> 0.83 (one to three) -> 0.90 (two to four). A nodule is plainly visible (it
+0.74 -> 0.78 (one or two nodules) -> 0.83 (one to three) -> 0.90 (two to four) -> 0.93 (the judge trained 24
+epochs instead of 16, config classifier.epochs). A nodule is plainly visible (it
 changes its pixels by 40-100 of 255 grey levels), yet the judge_fast CNN learns it poorly from ~200 positives:
 trained without the cohort's normal patients it scores single nodules at AUC ~0.6-0.67 -- much of its nodule
 score is "this film is abnormal", which the judge cohort's normal share makes predictive.
@@ -150,7 +151,8 @@ def _soft_ball(shape, spacing, center, radius_mm, rng, irregularity, edge_mm):
         k = rng.normal(size=3)
         k /= np.linalg.norm(k)
         cos = (k[0] * d[0] + k[1] * d[1] + k[2] * d[2]) / dist
-        mod = mod + irregularity / 1.7 * np.cos(rng.integers(2, 5) * np.arccos(np.clip(cos, -1, 1)) + rng.uniform(0, 6.3))
+        mod = mod + irregularity / 1.7 * np.cos(rng.integers(2, 5) * np.arccos(np.clip(cos, -1, 1))
+                                                + rng.uniform(0, 6.3))
     w = np.clip((radius_mm * mod - dist) / edge_mm + 0.5, 0, 1)
     box = tuple(slice(a, b) for a, b in zip(lo, hi))
     return box, w.astype(np.float32)
@@ -201,8 +203,8 @@ def _choose_lobe(rng, weights: dict[str, float]) -> str:
 
 
 def nodule(hu: np.ndarray, anat: Anatomy, rng: np.random.Generator) -> Finding:
-    """Two to four round, sharp-margined, compact solid opacities (or one mass, > 34 mm but still round) in the visible lung
-    fields: uniform soft-tissue density with a crisp edge, unlike consolidation's fading, patchy border."""
+    """Two to four round, sharp-margined, compact solid opacities (or one mass, > 34 mm but still round) in the
+    visible lung fields: uniform soft-tissue density with a crisp edge, unlike consolidation's fading, patchy border."""
     severity = str(rng.choice(["small", "medium", "mass"], p=[0.4, 0.4, 0.2]))
     count = 1 if severity == "mass" else int(rng.choice([2, 3, 4], p=[0.4, 0.35, 0.25]))
     mask = np.zeros(hu.shape, dtype=bool)
@@ -280,8 +282,8 @@ def atelectasis(hu: np.ndarray, anat: Anatomy, rng: np.random.Generator) -> Find
         z0, z1 = _extent(lobe_mask, 2)
         level = z0 + rng.uniform(0.2, 0.5) * (z1 - z0) + rng.uniform(-0.06, 0.06) * (x - x.mean())
         thick = rng.uniform(5, 8) / sz
-        region = (lobe_mask & (np.abs(z - level) <= thick / 2) & (_lateral_fraction(lobe_mask, _side_of(lobe), x) > 0.15)
-                  & _aerated(hu))
+        region = (lobe_mask & (np.abs(z - level) <= thick / 2)
+                  & (_lateral_fraction(lobe_mask, _side_of(lobe), x) > 0.15) & _aerated(hu))
         hu[region] = _noisy(rng, int(region.sum()), rng.uniform(-60, 20), 12)
     else:
         # Collapse of the dependent (posterobasal) part; the rest of the lobe over-expands (compensatory lucency).
