@@ -200,3 +200,15 @@ def test_chambon2022_table1_cells_carry_the_judges_heldout_auc_and_refusals():
     assert pe["provenance"]["judge_heldout_auc"].startswith("0.990") and ">= 0.37" in pe["provenance"]["method"]
     cm = [c for c in cells if c["row"] == "Cardiomegaly"]
     assert all(c["value"] is None and c["provenance"]["method"] == f"not scored: {reason}" for c in cm)
+
+
+def test_judge_labels_only_findings_the_radiograph_shows():
+    """A finding whose projected mask a later edit overwrote (below MIN_VISIBLE_MM2) is labelled absent."""
+    from medsynth.phantom.findings import FINDING_BITS, Finding
+
+    lesion = np.zeros((64, 64), dtype=np.uint8)
+    lesion[10:20, 10:20] |= 1 << FINDING_BITS["nodule"]        # 100 px
+    lesion[40, 40:43] |= 1 << FINDING_BITS["consolidation"]    # 3 px: the rest overwritten
+    found = [Finding(n, "", "", "", np.zeros(1, bool)) for n in ("nodule", "consolidation", "effusion")]
+    assert jc.visible_findings(found, lesion, pixel_mm=1.35) == {"nodule"}
+    assert jc.visible_findings(found, lesion, pixel_mm=5.4) == {"nodule", "consolidation"}  # 3 px = 87 mm^2

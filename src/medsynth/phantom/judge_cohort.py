@@ -8,6 +8,8 @@ cohort is drawn for the judge alone:
 - patients ``PJ000000``.. (the generators' cohort uses ``PH``..), pseudonymised in their own namespace;
 - every random stream seeded by ``[seed, index, stream, JUDGE_STREAM_TAG]``: four entropy words where the generators'
   cohort uses three (medsynth.phantom.cohort.rng_for), so no judge patient repeats a generator patient's draws;
+- labels from what the radiograph shows: a drawn finding whose projected mask covers less than MIN_VISIBLE_MM2
+  mm^2 (overwritten by a later edit) is labelled absent;
 - findings balanced instead of causal: a share of patients is normal, every other patient carries each visible
   finding (effusion, cardiomegaly, consolidation, pneumothorax, nodule) with one probability and the subtle ones
   (atelectasis, emphysema) with a smaller one, independently -- so each finding has many positives and negatives
@@ -106,6 +108,17 @@ def _levels(image01: np.ndarray, work: Path, key: str, modality: str, mono1: boo
     return levels
 
 
+MIN_VISIBLE_MM2 = 40.0  # projected ground-truth area a finding needs to be labelled present (a 7 mm disc)
+
+
+def visible_findings(found: list, lesion2d: np.ndarray, pixel_mm: float, min_mm2: float = MIN_VISIBLE_MM2) -> set[str]:
+    """The findings the radiograph shows: those whose projected mask keeps at least `min_mm2` (at least one
+    pixel). A finding another edit overwrote (or that landed outside the detector field) is not in the image, and
+    a label the image cannot show only teaches the judge noise."""
+    min_px = max(1, int(np.ceil(min_mm2 / pixel_mm ** 2)))
+    return {f.name for f in found if int(((lesion2d >> fnd.FINDING_BITS[f.name]) & 1).sum()) >= min_px}
+
+
 def judge_patient(anat: Anatomy, index: int, cfg: dict, phantom: dict, pp: dict, out_dir: Path) -> dict:
     """Render one judge patient into out_dir/images/<key>.png; its table row (path relative to out_dir)."""
     from ..preprocess.images import render as preprocess_render, write_png
@@ -123,7 +136,7 @@ def judge_patient(anat: Anatomy, index: int, cfg: dict, phantom: dict, pp: dict,
     image = preprocess_render(levels, pp)
     rel = f"images/{key}.png"
     write_png(image, out_dir / rel)
-    names = {f.name for f in found}
+    names = visible_findings(found, rad.lesion, rad.pixel_mm)
     row = {"id": key, "patient_id": key, "split": split_of(seed, index, cfg["split"]), "image": rel, "view": "PA",
            "seed_entropy": ",".join(map(str, judge_entropy(seed, index, "findings"))),
            **{f: int(f in names) for f in FINDINGS}, "finding_list": ";".join(sorted(names)) or "no_finding"}
