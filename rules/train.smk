@@ -2,6 +2,9 @@
 # (a `pretrained:` Stable Diffusion entry skips the VAE stage). Papers reuse these by adding a model entry; the
 # stages read everything from that entry (sizes, optimiser, steps, strategy). A job with resources.gpu > 1 runs
 # its stage under `accelerate launch --num_processes {resources.gpu}` (medsynth.training.launch).
+# Training gates everything downstream (a paper's longest chain starts with its training stages): among jobs that
+# are ready, Snakemake starts these first, so a 2-core demo does not finish on one long training job alone.
+TRAIN_PRIORITY = 10
 
 
 rule train_vae:
@@ -21,6 +24,7 @@ rule train_vae:
         logpath("train_vae", "model"),
     benchmark:
         benchpath("train_vae", "model")
+    priority: TRAIN_PRIORITY
     threads: 2
     resources:
         mem_mb=8000,
@@ -46,6 +50,7 @@ rule select_rows:
         logpath("select_rows", "model"),
     benchmark:
         benchpath("select_rows", "model")
+    priority: TRAIN_PRIORITY
     threads: 1
     resources:
         mem_mb=2000,
@@ -75,6 +80,7 @@ rule train_diffusion:
         logpath("train_diffusion", "model"),
     benchmark:
         benchpath("train_diffusion", "model")
+    priority: TRAIN_PRIORITY
     threads: 2
     resources:
         mem_mb=16000,
@@ -107,6 +113,7 @@ rule train_model_stage:
         logpath("train_model_stage", "model", "stage"),
     benchmark:
         benchpath("train_model_stage", "model", "stage")
+    priority: TRAIN_PRIORITY
     threads: 2
     resources:
         mem_mb=16000,
