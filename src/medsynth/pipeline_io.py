@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 from .errors import MedsynthError
+from .io import sha256_file
 from .models import text_encoders as _text_encoders  # noqa: F401  (registers the class for diffusers' loader)
 from .models.text_encoders import ConditioningTextEncoder
 
@@ -63,15 +64,6 @@ def save_pipeline(out_dir: str | os.PathLike, vae, unet, text_encoder, tokenizer
     return out_dir
 
 
-def _sha256(path: Path) -> str:
-    import hashlib
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def share_identical_files(folder: Path, base: Path) -> list[str]:
     """Replace each weight file of `folder` that is byte-identical to the same relative path in `base` by a hard
     link to it, and return the relative paths shared. An adapted model then costs only what it changed on disk
@@ -82,7 +74,8 @@ def share_identical_files(folder: Path, base: Path) -> list[str]:
     for path in sorted(folder.rglob("*.safetensors")):
         rel = path.relative_to(folder)
         other = base / rel
-        if not other.is_file() or other.stat().st_size != path.stat().st_size or _sha256(other) != _sha256(path):
+        if (not other.is_file() or other.stat().st_size != path.stat().st_size
+                or sha256_file(other) != sha256_file(path)):
             continue
         link = path.with_name(path.name + ".link")
         try:

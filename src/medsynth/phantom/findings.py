@@ -109,9 +109,10 @@ def _pick_voxel(rng, candidates: np.ndarray) -> np.ndarray:
     return np.array(np.unravel_index(idx[rng.integers(len(idx))], candidates.shape))
 
 
-def _blob(shape, spacing, center, radius_mm, rng, irregularity=0.15) -> np.ndarray:
-    """A lobulated ball: radius modulated by a few random low-order harmonics of direction."""
-    r_box = radius_mm * (1 + irregularity) + spacing.max()
+def _lobulated(shape, spacing, center, radius_mm, rng, irregularity, margin_mm):
+    """(box lo, box hi, distance from centre in mm, radius modulation) over the box around a lobulated ball: its
+    radius modulated by a few random low-order harmonics of direction."""
+    r_box = radius_mm * (1 + irregularity) + margin_mm + spacing.max()
     lo = np.maximum(0, np.floor(center - r_box / spacing)).astype(int)
     hi = np.minimum(shape, np.ceil(center + r_box / spacing) + 1).astype(int)
     x, y, z = np.ogrid[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
@@ -122,7 +123,14 @@ def _blob(shape, spacing, center, radius_mm, rng, irregularity=0.15) -> np.ndarr
         k = rng.normal(size=3)
         k /= np.linalg.norm(k)
         cos = (k[0] * d[0] + k[1] * d[1] + k[2] * d[2]) / dist
-        mod = mod + irregularity / 1.7 * np.cos(rng.integers(2, 5) * np.arccos(np.clip(cos, -1, 1)) + rng.uniform(0, 6.3))
+        mod = mod + irregularity / 1.7 * np.cos(rng.integers(2, 5) * np.arccos(np.clip(cos, -1, 1))
+                                                + rng.uniform(0, 6.3))
+    return lo, hi, dist, mod
+
+
+def _blob(shape, spacing, center, radius_mm, rng, irregularity=0.15) -> np.ndarray:
+    """A lobulated ball (`_lobulated`) as a mask."""
+    lo, hi, dist, mod = _lobulated(shape, spacing, center, radius_mm, rng, irregularity, 0.0)
     out = np.zeros(shape, dtype=bool)
     out[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = dist <= radius_mm * mod
     return out
@@ -140,19 +148,7 @@ def _lung_field(anat: Anatomy, side: str, share: float = 0.5) -> np.ndarray:
 def _soft_ball(shape, spacing, center, radius_mm, rng, irregularity, edge_mm):
     """(box slices, weight in 0..1) of an ill-defined opacity: a lobulated ball whose border fades over
     `edge_mm`."""
-    r_box = radius_mm * (1 + irregularity) + edge_mm + spacing.max()
-    lo = np.maximum(0, np.floor(center - r_box / spacing)).astype(int)
-    hi = np.minimum(shape, np.ceil(center + r_box / spacing) + 1).astype(int)
-    x, y, z = np.ogrid[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
-    d = [(x - center[0]) * spacing[0], (y - center[1]) * spacing[1], (z - center[2]) * spacing[2]]
-    dist = np.sqrt(d[0] ** 2 + d[1] ** 2 + d[2] ** 2) + 1e-6
-    mod = np.ones_like(dist)
-    for _ in range(3):
-        k = rng.normal(size=3)
-        k /= np.linalg.norm(k)
-        cos = (k[0] * d[0] + k[1] * d[1] + k[2] * d[2]) / dist
-        mod = mod + irregularity / 1.7 * np.cos(rng.integers(2, 5) * np.arccos(np.clip(cos, -1, 1))
-                                                + rng.uniform(0, 6.3))
+    lo, hi, dist, mod = _lobulated(shape, spacing, center, radius_mm, rng, irregularity, edge_mm)
     w = np.clip((radius_mm * mod - dist) / edge_mm + 0.5, 0, 1)
     box = tuple(slice(a, b) for a, b in zip(lo, hi))
     return box, w.astype(np.float32)
