@@ -46,6 +46,13 @@ include: "rules/xing2024.smk"
 include: "rules/report.smk"
 
 
+onsuccess:
+    from medsynth.workflow import drop_training_caches
+
+    if _msg := drop_training_caches(config):
+        print(_msg)
+
+
 rule all:
     input:
         all_targets,

@@ -47,7 +47,7 @@ if C2A_ON:
             figure=report(f"{C2A_FIG}/adapt_samples_{{model}}.png", category="chambon2022"),
         params:
             **c2a_params("evaluate"),
-            sets=lambda wc: c2a_sets(wc.model),
+            prompts=lambda wc: c2a_prompts(wc.model),
             grid=C2A_STUDY.get("grid_per_prompt", 8),
             settings=_c2a_mb.metrics_settings(config) if C2A_ON else {},
             cache=lambda wc, output: str(Path(output.record).parents[3] / "cache" / "metrics"),

@@ -46,15 +46,14 @@ def c2a_reference_inputs(wildcards):
     return {"manifest": f"{R}/data/{C2A_STUDY['dataset']}/manifest.parquet", **files}
 
 
-def c2a_sets(model):
-    return C2A.prompt_sets_of(config["models"][model])
+def c2a_prompts(model):
+    return C2A.prompt_names_of(config["models"][model])
 
 
 def c2a_evaluate_inputs(wildcards):
-    sets = c2a_sets(wildcards.model)
-    files = {f"samples_{s}": f"{R}/samples/{wildcards.model}/{s}/samples.csv" for s in sets}
+    files = {"samples": f"{R}/samples/{wildcards.model}/{C2A.STUDY_SET}/samples.csv"}
     for space in ("fid", "domain"):
-        for klass in sorted({C2A.PROMPT_SETS[s][1] for s in sets}):
+        for klass in sorted({C2A.PROMPTS[s][1] for s in c2a_prompts(wildcards.model)}):
             files[f"ref_{space}_{klass}"] = f"{R}/cache/chambon2022/adapt/reference_{space}_{klass}.npz"
     files.update(c2a_backbone_inputs(C2A_STUDY["fid"]["backbone"], "fid"))
     files.update(c2a_backbone_inputs(C2A_STUDY["domain"]["backbone"], "domain"))

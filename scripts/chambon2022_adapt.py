@@ -1,6 +1,6 @@
 """Step of chambon2022 Studies 3-6 (medsynth.papers.chambon2022_adapt), by params.step:
 reference: real images of one class -> Frechet reference statistics in one feature space (fid | domain);
-evaluate: one strategy's samples -> FID + domain distance per prompt set, Table 5 metrics, its sample grid;
+evaluate: one strategy's samples -> FID + domain distance per named prompt, Table 5 metrics, its sample grid;
 tables: every strategy's record -> the report cells of Tables 4 and 5 and the qualitative findings."""
 from pathlib import Path
 
@@ -38,12 +38,13 @@ elif p.step == "evaluate":
     evs = {"fid": evaluator("fid", inputs.get("fid_weights")),
            "domain": evaluator("domain", inputs.get("domain_weights"), inputs.get("domain_card"))}
     record = {"model": snakemake.wildcards.model, "sets": {}, "table5": None}
+    samples, folder = read_table(inputs.samples), Path(inputs.samples).parent
+    files = {name: [folder / f for f in samples.loc[samples["prompt_name"] == name, "file"]] for name in p.prompts}
     grid = {}
-    for name in p.sets:
-        table = read_table(inputs[f"samples_{name}"])
-        folder = Path(inputs[f"samples_{name}"]).parent
-        paths = [folder / f for f in table["file"]]
-        klass = C.PROMPT_SETS[name][1]
+    for name in p.prompts:
+        table = samples[samples["prompt_name"] == name]
+        paths = files[name]
+        klass = C.PROMPTS[name][1]
         rec = {"prompt": str(table["prompt"].iloc[0]), "n": len(paths),
                "reference": study["negative_label"] if klass == "negative" else study["positive_label"]}
         for space, ev in evs.items():
@@ -63,10 +64,8 @@ elif p.step == "evaluate":
         from medsynth.classifier.xrv import load_xrv_densenet, xrv_predict
 
         model, sha = load_xrv_densenet(Path(inputs.scorer_weights))
-        for name in C.REQUIRED_SETS:
-            t = read_table(inputs[f"samples_{name}"])
-            folder = Path(inputs[f"samples_{name}"]).parent
-            scores[name] = xrv_predict(model, image_batch([folder / f for f in t["file"]], 224), [label])[:, 0]
+        for name in C.REQUIRED_PROMPTS:
+            scores[name] = xrv_predict(model, image_batch(files[name], 224), [label])[:, 0]
         record["scorer"] = {"name": "torchxrayvision DenseNet-121", "backbone": "xrv-densenet121",
                             "weights_sha256": sha, "label": label}
     else:  # the judge (medsynth.classifier.judge): its own threshold for the label, refused below its AUC floor
@@ -74,10 +73,8 @@ elif p.step == "evaluate":
         from medsynth.classifier.judge import heldout_table, heldout_text, load_judge
 
         scorer = load_judge(Path(inputs.scorer_weights), Path(inputs.scorer_card), labels=[label])
-        for name in C.REQUIRED_SETS:
-            t = read_table(inputs[f"samples_{name}"])
-            folder = Path(inputs[f"samples_{name}"]).parent
-            scores[name] = scorer.predict(image_batch([folder / f for f in t["file"]], scorer.image_size))[:, 0]
+        for name in C.REQUIRED_PROMPTS:
+            scores[name] = scorer.predict(image_batch(files[name], scorer.image_size))[:, 0]
         card = scorer.card
         record["scorer"] = {"name": f"the project's {card['arch']} classifier, the judge (STAND-IN for "
                                     f"torchxrayvision DenseNet-121; trained on {card.get('trained_on', '?')})",

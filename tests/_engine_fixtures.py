@@ -1,6 +1,8 @@
 """Tiny models for the engine tests (built in the test, CPU, seeded): 32x32 one-channel images."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from diffusers import DDPMScheduler
 from transformers import AutoTokenizer, BertConfig, BertModel
@@ -95,3 +97,9 @@ def save_tiny_stable_diffusion(folder, seed=0):
                                    requires_safety_checker=False)
     pipe.save_pretrained(folder, safe_serialization=True)
     return folder
+
+
+def folder_weights(folder):
+    """Every tensor of a saved model folder, whatever its sharding (a pipeline's text encoder is two shards)."""
+    from safetensors.torch import load_file
+    return {k: v for f in sorted(Path(folder).glob("*.safetensors")) for k, v in load_file(str(f)).items()}

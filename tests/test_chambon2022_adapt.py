@@ -8,10 +8,12 @@ from medsynth.errors import MedsynthError
 from medsynth.papers import chambon2022_adapt as C
 from medsynth.report.render import side_by_side
 
-MODELS = {"base": {"prompt_sets": {"negative": {}, "effusion": {}}},
-          "ti": {"prompt_sets": {"negative": {}, "effusion": {}, "style": {}}},
-          "prior": {"prompt_sets": {"negative": {}, "effusion": {}}},
-          "noprior": {"prompt_sets": {"negative": {}, "effusion": {}}}}
+def _sets(*names):
+    return {"prompt_sets": {"adapt": {"prompts": {n: f"prompt {n}" for n in names}}}}
+
+
+MODELS = {"base": _sets("negative", "effusion"), "ti": _sets("style", "negative", "effusion"),
+          "prior": _sets("negative", "effusion"), "noprior": _sets("negative", "effusion")}
 STRATEGIES = [
     {"model": "base", "table4": "Stable Diffusion", "table5": "Original model"},
     {"model": "ti", "table4": "Token embedding (object, radiology)", "table5": "Textual inversion"},
@@ -48,11 +50,13 @@ def test_strategies_are_checked_and_omitted_ones_kept_apart():
     assert [e["model"] for e in active] == ["base", "ti", "noprior", "prior"] and omitted[0]["model"] == "doc"
     with pytest.raises(MedsynthError, match="not a models: entry"):
         C.study_strategies({"strategies": [{"model": "nope"}]}, MODELS)
-    with pytest.raises(MedsynthError, match="lacks prompt set"):
-        C.study_strategies({"strategies": [{"model": "x"}]}, {"x": {"prompt_sets": {"negative": {}}}})
+    for lacking in (_sets("negative"), {"prompt_sets": {"negative": {}, "effusion": {}}},
+                    {"prompt_sets": {"adapt": {"prompts": ["a", "b"]}}}):  # unnamed prompts name no role
+        with pytest.raises(MedsynthError, match="needs a prompt set 'adapt'"):
+            C.study_strategies({"strategies": [{"model": "x"}]}, {"x": lacking})
     with pytest.raises(MedsynthError, match="two strategies fill table5"):
         C.study_strategies({"strategies": [{"model": "base", "table5": "A"}, {"model": "ti", "table5": "A"}]}, MODELS)
-    assert C.prompt_sets_of(MODELS["ti"]) == ["negative", "effusion", "style"]
+    assert C.prompt_names_of(MODELS["ti"]) == ["negative", "effusion", "style"]  # Table 4's column order
 
 
 def test_class_rows_take_positives_of_the_splits():

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from _engine_fixtures import PROMPTS, save_tiny_stable_diffusion, tiny_tokenizer
+from _engine_fixtures import PROMPTS, folder_weights, save_tiny_stable_diffusion, tiny_tokenizer
 from medsynth.errors import MedsynthError
 from medsynth.models.loading import load_text_encoder
 from medsynth.training.distill import distill_projection
@@ -65,11 +65,6 @@ def _entry(sd, enc, extraction, **train):
                                     "distill_corpus": {"dataset": "reports", "column": "impression"}, **train}}}
 
 
-def _weights(folder):
-    from safetensors.torch import load_file
-    return load_file(str(next(folder.glob("*.safetensors"))))
-
-
 @pytest.mark.parametrize("extraction,level", [("mean", "document"), ("tokens", "token")])
 def test_stage_trains_only_the_head_and_saves_a_pipeline_that_matches_the_base_context(tmp_path, extraction, level):
     from diffusers import DiffusionPipeline
@@ -102,9 +97,9 @@ def test_stage_trains_only_the_head_and_saves_a_pipeline_that_matches_the_base_c
 
     pipe_dir = tmp_path / "pipe"
     for part in ("unet", "vae"):  # untouched: saved bit-identical to the checkpoint
-        ref, got = _weights(sd / part), _weights(pipe_dir / part)
+        ref, got = folder_weights(sd / part), folder_weights(pipe_dir / part)
         assert ref.keys() == got.keys() and all(torch.equal(ref[k], got[k]) for k in ref)
-    body, saved = _weights(tmp_path / "bert"), _weights(pipe_dir / "text_encoder")
+    body, saved = folder_weights(tmp_path / "bert"), folder_weights(pipe_dir / "text_encoder")
     assert all(torch.equal(body[k], saved[f"encoder.{k}"]) for k in body)  # the encoder body too
     assert {k for k in saved if not k.startswith("encoder.")} == {
         f"projection.{i}.{w}" for i in (0, 1, 3) for w in ("weight", "bias")}

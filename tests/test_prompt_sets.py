@@ -10,6 +10,9 @@ from medsynth.sampling.prompt_sets import resolve_prompt_set
 def test_prompt_sets():
     t = resolve_prompt_set({"prompts": ["a", "b"], "n_per_prompt": 2, "seed": 5})
     assert t["prompt"].tolist() == ["a", "a", "b", "b"] and t["seed"].tolist() == [5, 6, 5, 6]
+    named = resolve_prompt_set({"prompts": {"neg": "a", "pos": "b"}, "n_per_prompt": 2, "seed": 5})
+    assert named["prompt_name"].tolist() == ["neg", "neg", "pos", "pos"]
+    assert named[["prompt", "seed"]].equals(t)  # the same prompts and seeds as the list form
     df = pd.DataFrame({"id": ["x", "y", "z"], "image": ["1.png", "2.png", "3.png"], "split": ["train", "val", "test"],
                        "prompt": ["p1", "p2", "p3"], "source": ["/raw/1.dcm"] * 3, "Edema": [0.0, 1.0, 0.0]})
     s = resolve_prompt_set({"splits": ["val", "test"], "seed": 1}, df)

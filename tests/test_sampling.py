@@ -153,23 +153,36 @@ def test_saved_pipeline_reloads_with_diffusers_and_generates(tmp_path, projectio
     assert torch.allclose(ref, ours, atol=1e-5)  # same mask / null-prompt handling after the round trip
 
 
-def test_adapted_pipeline_shares_unchanged_weights_by_hard_link(tmp_path):
+def test_models_share_identical_weight_files_through_the_store(tmp_path):
+    store = tmp_path / ".weights"
     comp = _components()
-    base = save_pipeline(tmp_path / "base", **comp)
-    with torch.no_grad():  # an adaptation that changed only the U-Net
+    base = save_pipeline(tmp_path / "base", **comp, store=store)
+    te_files = sorted(p.name for p in (base / "text_encoder").glob("*.safetensors"))
+    assert te_files == ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"]
+    with torch.no_grad():  # an adaptation that changed the U-Net and one embedding row (a textual inversion)
         next(comp["unet"].parameters()).add_(0.5)
-    out = save_pipeline(tmp_path / "adapted", **comp, share_with=base)
+        comp["text_encoder"].get_input_embeddings().weight[3].add_(1.0)
+    out = save_pipeline(tmp_path / "adapted", **comp, store=store)
     ino = lambda p: p.stat().st_ino
-    for part in ("vae", "text_encoder"):
-        (a,), (b,) = list((out / part).glob("*.safetensors")), list((base / part).glob("*.safetensors"))
-        assert ino(a) == ino(b)
-    (a,), (b,) = list((out / "unet").glob("*.safetensors")), list((base / "unet").glob("*.safetensors"))
-    assert ino(a) != ino(b) and a.read_bytes() != b.read_bytes()
+    for rel in ("vae/diffusion_pytorch_model.safetensors", "text_encoder/model-00002-of-00002.safetensors"):
+        assert ino(out / rel) == ino(base / rel) and (out / rel).stat().st_nlink == 3  # base, adapted, store
+    for rel in ("unet/diffusion_pytorch_model.safetensors", "text_encoder/model-00001-of-00002.safetensors"):
+        assert ino(out / rel) != ino(base / rel) and (out / rel).read_bytes() != (base / rel).read_bytes()
     pipe = load_pipeline(out)
     assert torch.equal(next(pipe.unet.parameters()), next(comp["unet"].parameters()))
-    # the base is replaced whole on a rerun: the adapted folder keeps its (old) files intact
-    save_pipeline(base, **_components())
-    assert load_pipeline(out).unet is not None and a.exists()
+    assert torch.equal(pipe.text_encoder.get_input_embeddings().weight,
+                       comp["text_encoder"].get_input_embeddings().weight)
+    assert len(list(store.iterdir())) == 6  # 4 files of the base + the adapted U-Net and embedding table
+    # the base is replaced whole on a rerun: the adapted folder keeps its (old) files, and the store drops the
+    # base's old U-Net and embeddings, which nothing links any more
+    old_unet = (base / "unet/diffusion_pytorch_model.safetensors").stat().st_ino
+    rerun = _components()
+    with torch.no_grad():
+        next(rerun["unet"].parameters()).sub_(0.5)
+    save_pipeline(base, **rerun, store=store)
+    assert load_pipeline(out).unet is not None and (out / "vae/diffusion_pytorch_model.safetensors").exists()
+    assert old_unet not in {p.stat().st_ino for p in store.iterdir()}
+    assert all(p.stat().st_nlink >= 2 for p in store.iterdir())
 
 
 def test_cli_generate(tmp_path):

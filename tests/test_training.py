@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from _engine_fixtures import PROMPTS, ddpm, tiny_images, tiny_text_encoder, tiny_tokenizer, tiny_unet, tiny_vae
+from _engine_fixtures import PROMPTS, ddpm, folder_weights, tiny_images, tiny_text_encoder, tiny_tokenizer, tiny_unet, tiny_vae
 from medsynth.errors import MedsynthError
 from medsynth.models.autoencoder import measure_scaling_factor, set_scaling_factor
 from medsynth.training import loop
@@ -259,7 +259,6 @@ def _manifest(tmp_path, n_train=6, n_val=2, size=32):
 
 def test_dreambooth_from_a_stable_diffusion_checkpoint_generates_class_images_and_saves_a_pipeline(tmp_path):
     from diffusers import DiffusionPipeline
-    from safetensors.torch import load_file
 
     from _engine_fixtures import save_tiny_stable_diffusion
     from medsynth.training.stages import train_diffusion_stage
@@ -275,10 +274,9 @@ def test_dreambooth_from_a_stable_diffusion_checkpoint_generates_class_images_an
     assert sorted(p.name for p in (tmp_path / "work" / "class_images").glob("*.png")) == [
         "class_00000.png", "class_00001.png", "class_00002.png"]
     for part in ("vae", "text_encoder"):  # frozen: saved bit-identical to the checkpoint
-        ref, got = load_file(next((sd / part).glob("*.safetensors"))), load_file(next((tmp_path / "pipe" / part).glob("*.safetensors")))
+        ref, got = folder_weights(sd / part), folder_weights(tmp_path / "pipe" / part)
         assert ref.keys() == got.keys() and all(torch.equal(ref[k], got[k]) for k in ref)
-    ref_unet = load_file(next((sd / "unet").glob("*.safetensors")))
-    got_unet = load_file(next((tmp_path / "pipe" / "unet").glob("*.safetensors")))
+    ref_unet, got_unet = folder_weights(sd / "unet"), folder_weights(tmp_path / "pipe" / "unet")
     assert any(not torch.equal(ref_unet[k], got_unet[k]) for k in ref_unet)
     pipe = DiffusionPipeline.from_pretrained(tmp_path / "pipe")
     pipe.set_progress_bar_config(disable=True)
@@ -393,7 +391,6 @@ def test_two_processes_under_a_distributed_launcher_equal_one_process_with_the_w
 
 def test_textual_inversion_from_a_checkpoint_saves_a_pipeline_that_knows_the_new_token(tmp_path):
     from diffusers import DiffusionPipeline
-    from safetensors.torch import load_file
 
     from _engine_fixtures import save_tiny_stable_diffusion
     from medsynth.training.stages import train_diffusion_stage
@@ -408,12 +405,12 @@ def test_textual_inversion_from_a_checkpoint_saves_a_pipeline_that_knows_the_new
     pipe = DiffusionPipeline.from_pretrained(tmp_path / "pipe")
     new_id = pipe.tokenizer.convert_tokens_to_ids("<cxr>")
     assert new_id == 514 and pipe.text_encoder.get_input_embeddings().weight.shape[0] == 515
-    old = load_file(next((sd / "text_encoder").glob("*.safetensors")))
+    old = folder_weights(sd / "text_encoder")
     key = next(k for k in old if k.endswith("token_embedding.weight"))
     emb = pipe.text_encoder.get_input_embeddings().weight.detach()
     assert torch.equal(emb[:514], old[key]) and not torch.equal(emb[514], old[key][pipe.tokenizer.convert_tokens_to_ids("x</w>")])
     for part in ("unet", "vae"):
-        ref, got = load_file(next((sd / part).glob("*.safetensors"))), load_file(next((tmp_path / "pipe" / part).glob("*.safetensors")))
+        ref, got = folder_weights(sd / part), folder_weights(tmp_path / "pipe" / part)
         assert all(torch.equal(ref[k], got[k]) for k in ref)
     pipe.set_progress_bar_config(disable=True)
     assert pipe(["a painting in the style of <cxr>"], num_inference_steps=2, output_type="np").images.shape == (1, 32, 32, 3)

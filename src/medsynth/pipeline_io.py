@@ -41,50 +41,110 @@ def build_pipeline(vae, unet, text_encoder, tokenizer, scheduler):
 
 
 def save_pipeline(out_dir: str | os.PathLike, vae, unet, text_encoder, tokenizer, scheduler,
-                  card: dict | None = None, share_with: str | os.PathLike | None = None) -> Path:
+                  card: dict | None = None, store: str | os.PathLike | None = None) -> Path:
     """Write the pipeline folder atomically (temp folder + rename) with a model card README.md.
 
-    share_with: the pipeline folder this one was adapted from; its weight files that this save reproduces byte for
-    byte (the frozen VAE, an untouched text encoder or U-Net) become hard links to them (`share_identical_files`)."""
+    The text encoder's input-embedding table is saved apart from its other weights (`split_input_embeddings`), so a
+    textual inversion, which adds or changes embedding rows only, reproduces the rest byte for byte.
+    store: the results' shared weight store (`weight_store`): every weight file that another saved model already
+    holds (the frozen VAE and text encoder of an adapted model, an untouched U-Net, the layers under a textual
+    inversion's new token, the same seeded encoder in sibling entries) becomes a hard link (`link_to_store`)."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         pipe = build_pipeline(vae, unet, text_encoder, tokenizer, scheduler)
         pipe.save_pretrained(tmp, safe_serialization=True)
+        split_input_embeddings(tmp / "text_encoder", _input_embedding_key(pipe.text_encoder))
         (tmp / "README.md").write_text(model_card(pipe, card or {}))
-        if share_with is not None and Path(share_with).is_dir():
-            share_identical_files(tmp, Path(share_with))
+        if store is not None:
+            link_to_store(tmp, Path(store))
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(tmp, out_dir)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+    if store is not None:
+        prune_store(Path(store))  # the replaced folder's files that nothing else links
     return out_dir
 
 
-def share_identical_files(folder: Path, base: Path) -> list[str]:
-    """Replace each weight file of `folder` that is byte-identical to the same relative path in `base` by a hard
-    link to it, and return the relative paths shared. An adapted model then costs only what it changed on disk
-    (a U-Net fine-tune: the U-Net; textual inversion: the text encoder) and still loads as a whole pipeline folder.
-    Safe because pipeline folders are only ever replaced whole (`save_pipeline`), never written in place. Where
-    links are not possible (another file system), the copy stays."""
+def weight_store(results: str | os.PathLike) -> Path:
+    """The content-addressed weight files of every model saved under `results` (hard-link targets)."""
+    return Path(results) / "models" / ".weights"
+
+
+def _input_embedding_key(module) -> str | None:
+    inner = module.encoder if isinstance(module, ConditioningTextEncoder) else module
+    try:
+        weight = inner.get_input_embeddings().weight
+    except (AttributeError, NotImplementedError):
+        return None
+    return next((k for k, v in module.state_dict(keep_vars=True).items() if v is weight), None)
+
+
+def split_input_embeddings(folder: Path, key: str | None) -> bool:
+    """Re-save a single-file transformers checkpoint in `folder` as two shards with the standard index (which
+    `from_pretrained` loads): the input-embedding table `key` alone, then every other tensor. False (unchanged)
+    when the folder is not a single-file checkpoint holding `key`."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+    single = folder / "model.safetensors"
+    if key is None or not single.is_file():
+        return False
+    with safe_open(single, framework="pt") as f:
+        keys, meta = list(f.keys()), f.metadata() or {"format": "pt"}
+        if key not in keys or len(keys) < 2:
+            return False
+        tensors = {k: f.get_tensor(k) for k in keys}
+    names = ("model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors")
+    save_file({key: tensors[key]}, folder / names[0], metadata=meta)
+    save_file({k: v for k, v in tensors.items() if k != key}, folder / names[1], metadata=meta)
+    total = sum(t.numel() * t.element_size() for t in tensors.values())
+    index = {"metadata": {"total_size": total}, "weight_map": {k: names[k != key] for k in sorted(keys)}}
+    (folder / "model.safetensors.index.json").write_text(json.dumps(index, indent=2) + "\n")
+    single.unlink()
+    return True
+
+
+def link_to_store(folder: Path, store: Path) -> list[str]:
+    """Make each weight file of `folder` a hard link into `store` (files named by their SHA-256): a file the store
+    already holds is replaced by a link to it, a new one is added. Return the relative paths that were already
+    there (shared with another model). Safe because model folders are only ever replaced whole (`save_pipeline`),
+    never written in place. Where links are not possible (another file system), the copy stays."""
+    store.mkdir(parents=True, exist_ok=True)
     shared = []
     for path in sorted(folder.rglob("*.safetensors")):
-        rel = path.relative_to(folder)
-        other = base / rel
-        if (not other.is_file() or other.stat().st_size != path.stat().st_size
-                or sha256_file(other) != sha256_file(path)):
+        blob = store / f"{sha256_file(path)}.safetensors"
+        try:
+            os.link(path, blob)  # new content: the store now holds it too
+            continue
+        except FileExistsError:
+            pass
+        except OSError:
             continue
         link = path.with_name(path.name + ".link")
         try:
-            os.link(other, link)
-        except OSError:
+            os.link(blob, link)
+        except OSError:  # pruned meanwhile, or no links here: keep the copy
             continue
         os.replace(link, path)
-        shared.append(str(rel))
+        shared.append(str(path.relative_to(folder)))
     return shared
+
+
+def prune_store(store: Path) -> list[str]:
+    """Remove the store's files that no model folder links any more (link count 1)."""
+    gone = []
+    for blob in store.glob("*.safetensors"):
+        try:
+            if blob.stat().st_nlink == 1:
+                blob.unlink()
+                gone.append(blob.name)
+        except FileNotFoundError:
+            pass
+    return gone
 
 
 def load_pipeline(path: str | os.PathLike, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32):

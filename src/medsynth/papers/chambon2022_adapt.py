@@ -1,8 +1,8 @@
 """chambon2022 Studies 3-6: few-shot adaptations of a base text-to-image model, scored per prompt.
 
 Every strategy is a `models:` entry (rules/train.smk trains it from the base entry's pipeline, rules/sample.smk
-samples its prompt sets `negative`, `effusion` and, for textual inversion, `style`). This module turns their samples
-into the paper's tables:
+samples its prompt set `adapt`, whose named prompts are `negative`, `effusion` and, for textual inversion, `style`,
+in one job). This module turns their samples into the paper's tables:
 
 - Table 4: FID of each strategy x prompt against the real images of the prompt's class (negative and style
   prompts: the negative label's images; effusion prompt: the positive label's), through the generic
@@ -28,20 +28,22 @@ from ..io import write_figure
 from ..report.cells import make_cell
 
 PAPER = "chambon2022"
-# prompt set -> (Table 4 column, class of its FID reference: "negative" | "positive")
-PROMPT_SETS = {
+STUDY_SET = "adapt"  # the prompt set every strategy samples; its prompts are named:
+# prompt name -> (Table 4 column, class of its FID reference: "negative" | "positive")
+PROMPTS = {
     "negative": ("A photo of a lung xray", "negative"),
     "effusion": ("... with a visible pleural effusion", "positive"),
     "style": ("A photo in the style of a lung xray", "negative"),
 }
-REQUIRED_SETS = ("negative", "effusion")
+REQUIRED_PROMPTS = ("negative", "effusion")
 TABLE5_COLUMNS = {"auc": "AUC", "accuracy": "Accuracy", "f1": "F1", "precision": "Precision", "recall": "Recall"}
 DOMAIN_TABLE = "table4_domain"
 
 
 def study_strategies(study: dict, models: dict) -> tuple[list[dict], list[dict]]:
     """(active, omitted) strategy entries of `chambon2022.adapt_study.strategies`, checked against the models:
-    entries: each active one exists and has the negative and effusion prompt sets; row names are unique per table."""
+    entries: each active one exists and its prompt set `adapt` names the negative and effusion prompts; row names are
+    unique per table."""
     active, omitted, seen = [], [], {"table4": set(), "table5": set()}
     for entry in study.get("strategies") or []:
         if entry.get("omitted"):
@@ -51,10 +53,11 @@ def study_strategies(study: dict, models: dict) -> tuple[list[dict], list[dict]]
         if model not in models:
             raise MedsynthError(f"chambon2022.adapt_study: strategy model '{model}' is not a models: entry (give it "
                                 "`omitted: <reason>` to leave it out with a recorded reason)")
-        sets = models[model].get("prompt_sets") or {}
-        missing = [s for s in REQUIRED_SETS if s not in sets]
-        if missing:
-            raise MedsynthError(f"chambon2022.adapt_study: models.{model} lacks prompt set(s) {missing}")
+        prompts = ((models[model].get("prompt_sets") or {}).get(STUDY_SET) or {}).get("prompts")
+        if not isinstance(prompts, dict) or [p for p in REQUIRED_PROMPTS if p not in prompts]:
+            raise MedsynthError(f"chambon2022.adapt_study: models.{model} needs a prompt set '{STUDY_SET}' whose "
+                                f"prompts are named {list(REQUIRED_PROMPTS)} (and optionally 'style'): "
+                                f"{STUDY_SET}: {{prompts: {{negative: ..., effusion: ...}}}}")
         for table in seen:
             row = entry.get(table)
             if row and row in seen[table]:
@@ -67,9 +70,10 @@ def study_strategies(study: dict, models: dict) -> tuple[list[dict], list[dict]]
     return active, omitted
 
 
-def prompt_sets_of(model_entry: dict) -> list[str]:
-    """The Table 4 prompt sets a model entry samples, in the table's column order."""
-    return [s for s in PROMPT_SETS if s in (model_entry.get("prompt_sets") or {})]
+def prompt_names_of(model_entry: dict) -> list[str]:
+    """The Table 4 prompts a model entry samples (names in its prompt set `adapt`), in the table's column order."""
+    prompts = ((model_entry.get("prompt_sets") or {}).get(STUDY_SET) or {}).get("prompts") or {}
+    return [s for s in PROMPTS if s in prompts]
 
 
 def class_rows(manifest: pd.DataFrame, label: str, splits: Sequence[str]) -> pd.DataFrame:
@@ -117,7 +121,7 @@ def table_cells(evals: dict, strategies: Sequence[dict], omitted: Sequence[dict]
         base_prov = {"dataset": dataset, "scale": scale, "model": model, **ev.get("sampling", {})}
         if entry.get("table4"):
             for name, rec in ev["sets"].items():
-                column = PROMPT_SETS[name][0]
+                column = PROMPTS[name][0]
                 for table, key in (("table4", "fid"), (DOMAIN_TABLE, "domain")):
                     r = rec[key]
                     prov = {**base_prov, "n": r["n"], "prompt": rec["prompt"], "reference": rec["reference"],
@@ -150,7 +154,7 @@ def table_cells(evals: dict, strategies: Sequence[dict], omitted: Sequence[dict]
         prov = {"dataset": dataset, "scale": scale, "n": 0, "model": entry.get("model"),
                 "method": f"not run: {entry['omitted']}"}
         if entry.get("table4"):
-            cells.append(make_cell(PAPER, "table4", entry["table4"], PROMPT_SETS["negative"][0], None,
+            cells.append(make_cell(PAPER, "table4", entry["table4"], PROMPTS["negative"][0], None,
                                    provenance=prov))
         if entry.get("table5"):
             cells.append(make_cell(PAPER, "table5", entry["table5"], "AUC", None, provenance=prov))

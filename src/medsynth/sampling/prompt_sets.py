@@ -6,7 +6,7 @@ from ..errors import MedsynthError
 
 def resolve_prompt_set(spec: dict, df=None):
     """A prompt set -> table of (prompt, seed[, source row]). Either `prompts: [...]` (each sampled
-    `n_per_prompt` times with seeds seed, seed+1, ...) or `splits: [...]` (the reports of those manifest splits,
+    `n_per_prompt` times with seeds seed, seed+1, ...; a mapping name -> prompt adds the `prompt_name` column) or `splits: [...]` (the reports of those manifest splits,
     each kept with its id, real image and labels, for paired and label-based evaluation; `limit` keeps the first
     rows)."""
     import pandas as pd
@@ -17,8 +17,11 @@ def resolve_prompt_set(spec: dict, df=None):
     if bool(spec.get("prompts")) == bool(spec.get("splits")):
         raise MedsynthError("a prompt set gives exactly one of 'prompts' or 'splits'")
     if spec.get("prompts"):
-        rows = [{"prompt": p, "seed": seed + k} for p in spec["prompts"] for k in range(n)]
-        return pd.DataFrame(rows)
+        prompts = spec["prompts"]
+        if isinstance(prompts, dict):  # named prompts: one job samples them all, each row keeps its prompt's name
+            return pd.DataFrame([{"prompt_name": name, "prompt": p, "seed": seed + k}
+                                 for name, p in prompts.items() for k in range(n)])
+        return pd.DataFrame([{"prompt": p, "seed": seed + k} for p in prompts for k in range(n)])
     if df is None:
         raise MedsynthError("a prompt set drawn from splits needs the dataset manifest")
     src = split_rows(df, spec["splits"])

@@ -49,6 +49,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import MedsynthError
+from ..workflow import training_cache_dir
 from ..models.text_encoders import ConditioningTextEncoder, encode
 
 LEVELS = ("document", "token")
@@ -279,7 +280,7 @@ def train_projection_distill_stage(df, results: Path, model_cfg: dict, work_dir:
                                    seed: int) -> dict:
     """The diffusion stage of a `pretrained:` entry whose strategy is `projection_distill`; returns the summary."""
     from ..models.loading import load_stable_diffusion, load_text_encoder
-    from ..pipeline_io import save_pipeline
+    from ..pipeline_io import save_pipeline, weight_store
     from .caching import module_fingerprint
     from .stage_setup import (count_parameters, is_main, is_pretrained, prepare_work_dir, resolve_pretrained,
                               restore_best, train_config)
@@ -316,13 +317,13 @@ def train_projection_distill_stage(df, results: Path, model_cfg: dict, work_dir:
     prepare_work_dir(work_dir, {"stage": "projection_distill", "model": model_cfg, "seed": seed,
                                 "base": module_fingerprint(base), "corpus": corpus_id})
     res = distill_projection(encoder, enc_tok, base, base_tok, train_texts, val_texts, cfg, work_dir,
-                             cache_dir=Path(results) / "cache" / "diffusion")
+                             cache_dir=training_cache_dir(results))
     restored = restore_best(Path(work_dir), {"text_encoder": encoder})
     encoder.to("cpu", torch.float32).eval()
     base.to("cpu")
     context_mse = None
     if val_texts:  # the final (restored) weights against B's full context: what the U-Net will get
-        cache = Path(results) / "cache" / "diffusion" if cfg.cache_text else None
+        cache = training_cache_dir(results) if cfg.cache_text else None
         context_mse = _Texts(val_texts, encoder, enc_tok, base, base_tok, res.level, cache).mse(full_context=True)
     vae, unet = comp["vae"], comp["unet"]
     tr = res.train
@@ -337,7 +338,7 @@ def train_projection_distill_stage(df, results: Path, model_cfg: dict, work_dir:
                          "seed": seed}}
     if is_main():
         save_pipeline(out_dir, vae, unet, encoder, enc_tok, comp["scheduler"], card=card,
-                      share_with=model_cfg["pretrained"]["name"])
+                      store=weight_store(results))
     size = int(model_cfg.get("image_size") or unet.config.sample_size * 2 ** (len(vae.config.block_out_channels) - 1))
     return {"stage": "diffusion", "strategy": "projection_distill", "level": res.level,
             "target": ("mean over all context positions of the base encoder's context" if res.level == "document"

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from ..errors import MedsynthError
+from ..workflow import training_cache_dir
 from .loop import DiffusionData, train_diffusion, train_vae
 from .stage_setup import (base_model, count_parameters, is_main, is_pretrained, pipeline_dir,  # noqa: F401 (API)
                           prepare_work_dir, resolve_pretrained, restore_best, split_rows, train_config)
@@ -125,7 +126,7 @@ def train_diffusion_stage(df, results: Path, model_cfg: dict, vae_dir: Path | No
                           seed: int) -> dict:
     """Train the entry's diffusion stage (strategy from `diffusion.train.strategy`) on the train split with
     validation on val, restore the best weights and save a diffusers pipeline folder in out_dir."""
-    from ..pipeline_io import save_pipeline
+    from ..pipeline_io import save_pipeline, weight_store
 
     torch.manual_seed(seed)
     model_cfg = resolve_pretrained(model_cfg, results)
@@ -147,7 +148,7 @@ def train_diffusion_stage(df, results: Path, model_cfg: dict, vae_dir: Path | No
     prepare_work_dir(work_dir, {"stage": "diffusion", "model": model_cfg, "seed": seed, "vae": vae_id})
     # Caches are keyed by content (frozen component + data), so all model entries and runs share one folder.
     result, strategy = train_diffusion(vae, unet, text_encoder, tokenizer, comp["noise_scheduler"], data, cfg,
-                                       work_dir, cache_dir=Path(results) / "cache" / "diffusion")
+                                       work_dir, cache_dir=training_cache_dir(results))
     trained = {}
     if strategy.train_unet:
         trained["unet"] = unet
@@ -162,8 +163,8 @@ def train_diffusion_stage(df, results: Path, model_cfg: dict, vae_dir: Path | No
             "training": {"strategy": strategy.name, "steps": result.step, "best_val": result.best_val,
                          "n_train": len(tr), "n_val": len(va), "seed": seed, "image_size": size}}
     if is_main():
-        share = model_cfg["pretrained"]["name"] if is_pretrained(model_cfg) else None
-        save_pipeline(out_dir, vae, unet, text_encoder, tokenizer, comp["scheduler"], card=card, share_with=share)
+        save_pipeline(out_dir, vae, unet, text_encoder, tokenizer, comp["scheduler"], card=card,
+                      store=weight_store(results))
     trainable = (count_parameters(unet) * strategy.train_unet
                  + count_parameters(text_encoder.encoder) * strategy.train_text_encoder
                  + count_parameters(text_encoder.projection) * strategy.train_projection
