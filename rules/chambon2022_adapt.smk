@@ -16,7 +16,7 @@ if C2A_ON:
         input:
             unpack(c2a_reference_inputs),
         output:
-            f"{R}/cache/chambon2022/adapt/reference_{{space}}_{{klass}}.npz",
+            cache_output(f"{R}/cache/chambon2022/adapt/reference_{{space}}_{{klass}}.npz"),
         params:
             **c2a_params("reference"),
             splits=C2A_STUDY.get("reference_splits"),

@@ -42,6 +42,12 @@ def benchpath(rule_name, *wildcards):
     return _job_path("benchmarks", ".tsv", rule_name, wildcards)
 
 
+def cache_output(path):
+    """Statistics written only for the jobs that read them -> temp() (removed once those have all run), unless
+    the config keeps caches (keep_caches)."""
+    return path if config["keep_caches"] else temp(path)
+
+
 def config_names():
     """The run's config files as the report prints them: relative to the workflow when they live in it."""
     base = Path(workflow.basedir).resolve()

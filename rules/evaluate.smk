@@ -50,7 +50,7 @@ rule reference_stats:
         unpack(lambda wc: mb.rule_inputs(config, R, wc.backbone, wc.dataset)),
         manifest=f"{R}/data/{{dataset}}/manifest.parquet",
     output:
-        f"{R}/cache/metrics/reference/{{dataset}}/{{split}}/{{backbone}}__{{resize}}.npz",
+        cache_output(f"{R}/cache/metrics/reference/{{dataset}}/{{split}}/{{backbone}}__{{resize}}.npz"),
     wildcard_constraints:
         split=mg.SPLIT_PATTERN,
         backbone="|".join(mb.FEATURE_BACKBONES),

@@ -155,3 +155,16 @@ def test_snakemake_lint_is_clean(repo):
     proc = subprocess.run([sys.executable, "-m", "snakemake", "--lint", "--cores", "1"], cwd=repo,
                           capture_output=True, text=True, timeout=120)
     assert "Congratulations, your workflow is in a good condition" in proc.stdout + proc.stderr, proc.stdout[-3000:]
+
+
+def test_training_caches_go_after_a_run_only_when_the_config_drops_caches(tmp_path):
+    cfg = base_config(tmp_path)
+    wf.validate_config(cfg, SCHEMA)
+    assert cfg["keep_caches"] is True  # real runs keep what a later run would reuse
+    folder = wf.training_cache_dir(cfg["results"])
+    folder.mkdir(parents=True)
+    (folder / "latents-x.safetensors").write_bytes(b"\0" * 2_000_000)
+    assert wf.drop_training_caches(cfg) is None and folder.is_dir()
+    msg = wf.drop_training_caches({**cfg, "keep_caches": False})
+    assert not folder.exists() and "2 MB" in msg
+    assert wf.drop_training_caches({**cfg, "keep_caches": False}) is None  # nothing left: nothing to say

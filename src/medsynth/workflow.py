@@ -160,16 +160,16 @@ def training_cache_dir(results: str | Path) -> Path:
 
 
 def drop_training_caches(config: dict) -> str | None:
-    """After a successful run with `keep_training_caches: false`: remove the training caches (a later run that
-    trains again rebuilds what it needs). Returns what was removed, for the log."""
+    """After a successful run with `keep_caches: false`: remove the training caches (they are no rule's output; a
+    later run that trains again rebuilds what it needs). Returns what was removed, for the log."""
     import shutil
 
     folder = training_cache_dir(config["results"])
-    if config.get("keep_training_caches", False) or not folder.is_dir():
+    if config.get("keep_caches", True) or not folder.is_dir():
         return None
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     shutil.rmtree(folder, ignore_errors=True)
-    return f"removed the training caches {folder} ({size / 1e6:.0f} MB; keep_training_caches: true keeps them)"
+    return f"removed the training caches {folder} ({size / 1e6:.0f} MB; keep_caches: true keeps them)"
 
 
 __all__ = ["ADAPTERS", "KINDS", "validate_config", "shard_ids", "shard_slice", "table_rows", "script_logging"]
