@@ -62,8 +62,8 @@ def load_text_encoder(entry: dict) -> tuple[ConditioningTextEncoder, Any]:
 
     Extra keys: extraction ('tokens' default), projection ({"kind", "out_dim", "hidden_dim"}),
     max_length (tokenizer padding length; default 77 as in Stable Diffusion), tokenizer_subfolder,
-    random_init (the model's architecture with weights drawn from torch's RNG, which the training stages seed with
-    the run seed: an untrained stand-in or control, e.g. for chambon2022's textual projection offline).
+    random_init (the model's architecture with weights drawn from seed random_init_seed, default 0: an untrained
+    stand-in or control, e.g. for chambon2022's textual projection offline).
     """
     from transformers import AutoConfig, AutoModel, AutoTokenizer, CLIPTextModel
 
@@ -75,7 +75,13 @@ def load_text_encoder(entry: dict) -> tuple[ConditioningTextEncoder, Any]:
     if config.model_type == ConditioningTextEncoderConfig.model_type:  # a text encoder medsynth trained and saved
         return pretrained(ConditioningTextEncoder.from_pretrained, entry, "text encoder", use_safetensors=True), tokenizer
     if entry.get("random_init"):
-        return wrap_encoder(_model_from_config(config), entry, source=resolve_name(entry["name"])), tokenizer
+        # drawn from a fixed seed, not from wherever the global RNG stands: entries that name the same random
+        # stand-in get the same encoder (the same "in-domain encoder" in every row; one weight file on disk)
+        import torch
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(entry.get("random_init_seed", 0)))
+            model = _model_from_config(config)
+        return wrap_encoder(model, entry, source=resolve_name(entry["name"])), tokenizer
     model_cls = CLIPTextModel if _is_clip(config) else AutoModel
     model = pretrained(model_cls.from_pretrained, entry, "text encoder", use_safetensors=True)
     return wrap_encoder(model, entry, source=resolve_name(entry["name"])), tokenizer
