@@ -190,6 +190,24 @@ def test_chambon2022_adaptation_tables(ci_run):
     assert "prior_beats_no_prior_auc" in json.loads((out / "findings.json").read_text())
     assert (ci_run / "figures" / "chambon2022" / "adapt_samples_chambon2022_unet_prior.png").stat().st_size > 1000
     assert "U-Net with prior preservation" in (ci_run / "report" / "chambon2022.html").read_text()
+    samples = pd.read_csv(ci_run / "samples" / "chambon2022_ti_style_lung" / "adapt" / "samples.csv")
+    assert samples.groupby("prompt_name").size().to_dict() == {"effusion": 4, "negative": 4, "style": 4}
+
+
+def test_models_share_weight_files_and_used_caches_are_gone(ci_run):
+    """Adapted models hold only what they changed (hard links into models/.weights); with keep_caches: false the
+    reference statistics (temp) and the training caches are gone after the run, and the tables are still there."""
+    models = ci_run / "models"
+    ino = lambda p: p.stat().st_ino
+    base, ti = models / "chambon2022_base" / "pipeline", models / "chambon2022_ti_object_lung" / "pipeline"
+    assert ino(ti / "vae" / "diffusion_pytorch_model.safetensors") == ino(base / "vae" / "diffusion_pytorch_model.safetensors")
+    layers = "text_encoder/model-00002-of-00002.safetensors"  # the encoder under the new token's embedding row
+    assert ino(ti / layers) == ino(base / layers)
+    assert ino(ti / "text_encoder/model-00001-of-00002.safetensors") != ino(base / "text_encoder/model-00001-of-00002.safetensors")
+    assert all(p.stat().st_nlink >= 2 for p in (models / ".weights").iterdir())
+    assert not (ci_run / "cache" / "diffusion").exists()
+    assert not list((ci_run / "cache").rglob("reference_fid_*.npz")) and not list((ci_run / "cache" / "metrics").rglob("reference/**/*.npz"))
+    assert (ci_run / "eval" / "chambon2022" / "adapt" / "cells.json").is_file()
 
 
 def test_siddiqui2023_counterfactuals_va_scores_and_page(ci_run):
