@@ -44,8 +44,8 @@ def benchpath(rule_name, *wildcards):
 
 def cache_output(path):
     """Statistics written only for the jobs that read them -> temp() (removed once those have all run), unless
-    the config keeps caches (keep_caches)."""
-    return path if config["keep_caches"] else temp(path)
+    the config keeps caches (keep_caches; unset: kept at scale paper only)."""
+    return path if wf.keeps_caches(config) else temp(path)
 
 
 def config_names():

@@ -160,11 +160,15 @@ def test_snakemake_lint_is_clean(repo):
 def test_training_caches_go_after_a_run_only_when_the_config_drops_caches(tmp_path):
     cfg = base_config(tmp_path)
     wf.validate_config(cfg, SCHEMA)
-    assert cfg["keep_caches"] is True  # real runs keep what a later run would reuse
-    folder = wf.training_cache_dir(cfg["results"])
+    assert cfg["keep_caches"] is None and cfg["scale"] == "demo" and not wf.keeps_caches(cfg)
+    assert wf.keeps_caches({**cfg, "scale": "paper"})  # real runs keep what a later run would reuse
+    assert not wf.keeps_caches({**cfg, "scale": "paper", "keep_caches": False})
+    from medsynth.training import training_cache_dir
+    folder = training_cache_dir(cfg["results"])
     folder.mkdir(parents=True)
     (folder / "latents-x.safetensors").write_bytes(b"\0" * 2_000_000)
-    assert wf.drop_training_caches(cfg) is None and folder.is_dir()
-    msg = wf.drop_training_caches({**cfg, "keep_caches": False})
+    assert wf.drop_training_caches({**cfg, "scale": "paper"}) is None and folder.is_dir()
+    assert wf.drop_training_caches({**cfg, "keep_caches": True}) is None and folder.is_dir()
+    msg = wf.drop_training_caches(cfg)
     assert not folder.exists() and "2 MB" in msg
     assert wf.drop_training_caches({**cfg, "keep_caches": False}) is None  # nothing left: nothing to say

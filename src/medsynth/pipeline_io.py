@@ -117,6 +117,8 @@ def link_to_store(folder: Path, store: Path) -> list[str]:
     shared = []
     for path in sorted(folder.rglob("*.safetensors")):
         blob = store / f"{sha256_file(path)}.safetensors"
+        if blob.exists() and blob.stat().st_size != path.stat().st_size:
+            continue  # a store file changed in place (never by medsynth): do not link to it
         try:
             os.link(path, blob)  # new content: the store now holds it too
             continue

@@ -154,22 +154,26 @@ def script_logging(snakemake) -> logging.Logger:
     return logger
 
 
-def training_cache_dir(results: str | Path) -> Path:
-    """Training's content-keyed caches (VAE latents, text states, distillation targets), shared by all entries."""
-    return Path(results) / "cache" / "diffusion"
+def keeps_caches(config: dict) -> bool:
+    """config keep_caches; unset (null): kept at scale paper, gone once used at the CPU scales (demo, ci)."""
+    keep = config.get("keep_caches")
+    return config.get("scale", "demo") == "paper" if keep is None else bool(keep)
 
 
 def drop_training_caches(config: dict) -> str | None:
-    """After a successful run with `keep_caches: false`: remove the training caches (they are no rule's output; a
-    later run that trains again rebuilds what it needs). Returns what was removed, for the log."""
+    """After a successful run that does not keep caches (`keeps_caches`): remove the training caches (they are no
+    rule's output; a later run that trains again rebuilds what it needs). Returns what was removed, for the log."""
     import shutil
 
+    from .training import training_cache_dir
+
     folder = training_cache_dir(config["results"])
-    if config.get("keep_caches", True) or not folder.is_dir():
+    if keeps_caches(config) or not folder.is_dir():
         return None
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     shutil.rmtree(folder, ignore_errors=True)
     return f"removed the training caches {folder} ({size / 1e6:.0f} MB; keep_caches: true keeps them)"
 
 
-__all__ = ["ADAPTERS", "KINDS", "validate_config", "shard_ids", "shard_slice", "table_rows", "script_logging"]
+__all__ = ["ADAPTERS", "KINDS", "validate_config", "shard_ids", "shard_slice", "table_rows", "script_logging",
+           "keeps_caches", "drop_training_caches"]

@@ -76,7 +76,7 @@ def load_text_encoder(entry: dict) -> tuple[ConditioningTextEncoder, Any]:
         return pretrained(ConditioningTextEncoder.from_pretrained, entry, "text encoder", use_safetensors=True), tokenizer
     if entry.get("random_init"):
         # drawn from a fixed seed, not from wherever the global RNG stands: entries that name the same random
-        # stand-in get the same encoder (the same "in-domain encoder" in every row; one weight file on disk)
+        # stand-in get the same encoder (chambon2022's "in-domain encoder" is one encoder in all three rows)
         import torch
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(entry.get("random_init_seed", 0)))

@@ -6,9 +6,9 @@ from ..errors import MedsynthError
 
 def resolve_prompt_set(spec: dict, df=None):
     """A prompt set -> table of (prompt, seed[, source row]). Either `prompts: [...]` (each sampled
-    `n_per_prompt` times with seeds seed, seed+1, ...; a mapping name -> prompt adds the `prompt_name` column) or `splits: [...]` (the reports of those manifest splits,
-    each kept with its id, real image and labels, for paired and label-based evaluation; `limit` keeps the first
-    rows)."""
+    `n_per_prompt` times with seeds seed, seed+1, ...; a mapping name -> prompt adds the `prompt_name` column)
+    or `splits: [...]` (the reports of those manifest splits, each kept with its id, real image and labels, for
+    paired and label-based evaluation; `limit` keeps the first rows)."""
     import pandas as pd
 
     from ..training.stage_setup import split_rows

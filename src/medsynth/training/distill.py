@@ -49,7 +49,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import MedsynthError
-from ..workflow import training_cache_dir
+from . import training_cache_dir
 from ..models.text_encoders import ConditioningTextEncoder, encode
 
 LEVELS = ("document", "token")

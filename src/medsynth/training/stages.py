@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from ..errors import MedsynthError
-from ..workflow import training_cache_dir
+from . import training_cache_dir
 from .loop import DiffusionData, train_diffusion, train_vae
 from .stage_setup import (base_model, count_parameters, is_main, is_pretrained, pipeline_dir,  # noqa: F401 (API)
                           prepare_work_dir, resolve_pretrained, restore_best, split_rows, train_config)
