@@ -159,6 +159,7 @@ rule chen2024_table2:
 rule chen2024_finding_auc:
     input:
         scored=f"{R}/eval/scored/{C24_MODEL}/reports/{C24_SPLIT}/classifier.json",
+        scored_train=f"{R}/eval/scored/{C24_MODEL}/synthetic_train/train/classifier.json",
     output:
         figure=report(f"{C24_FIG}/finding_auc.png", category="chen2024"),
     log:

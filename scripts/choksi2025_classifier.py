@@ -4,14 +4,10 @@ judge on the real images of the reports and the judge's own held-out AUC (95 % b
 judge cannot separate on its held-out split (AUC below its floor) are refused with the reason, not scored."""
 from pathlib import Path
 
-import matplotlib
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-import numpy as np
-
 from medsynth.classifier.data import image_batch, label_targets
 from medsynth.classifier.judge import heldout_table, load_judge
 from medsynth.io import atomic_path, read_table, write_json
+from medsynth.report.auc_figure import finding_auc_figure
 from medsynth.workflow import script_logging
 
 log = script_logging(snakemake)
@@ -36,23 +32,11 @@ out = {"dataset": p.dataset, "model": p.model, "scale": p.scale, "seed": p.seed,
 write_json(out, snakemake.output.json)
 
 names = [n for n in labels if out["generated"][n]["auc"] is not None]
-x = np.arange(len(names))
-fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(names)), 3.8))
-ax.bar(x - 0.27, [out["real"][n]["auc"] or 0 for n in names], 0.27, label="real images of the reports")
-ax.bar(x, [out["generated"][n]["auc"] for n in names], 0.27, label="generated from the reports")
-held = [heldout.get(n, {}) for n in names]
-ax.bar(x + 0.27, [h.get("auc") or 0 for h in held], 0.27, color="0.6", label="judge, own held-out split (95% CI)",
-       yerr=np.array([[h["auc"] - h["ci"][0], h["ci"][1] - h["auc"]] if h.get("ci") else [0, 0] for h in held]).T,
-       capsize=2)
-ax.axhline(0.5, color="gray", lw=0.8, ls="--")
-ax.set_xticks(x, [f"{n}\n(+{out['generated'][n]['positives']})" for n in names], fontsize=7)
-ax.set_ylim(0, 1.05)
-ax.set_ylabel("AUC")
 refused = f"; refused: {', '.join(out['refused'])}" if out["refused"] else ""
-ax.set_title(f"Judge AUC per finding, {len(samples)} report prompts ({p.dataset}, {p.scale} scale){refused}",
-             fontsize=8)
-ax.legend(fontsize=7, loc="lower right")
-fig.tight_layout()
+fig = finding_auc_figure([("real images of the reports", out["real"]), ("generated from the reports", out["generated"]),
+                          ("judge, own held-out split", heldout)], names,
+                         f"Judge AUC per finding, {len(samples)} report prompts ({p.dataset}, {p.scale} scale){refused}",
+                         color=[None, None, "0.6"])
 with atomic_path(snakemake.output.figure) as tmp:
     fig.savefig(tmp, format="png", dpi=120)
 log.info("generated-image AUCs: %s; refused: %s", {n: out["generated"][n]["auc"] for n in names}, out["refused"])

@@ -119,6 +119,12 @@ def test_refusals_below_the_floor_and_scorer_metrics_at_own_thresholds():
     assert m["Pleural Effusion"]["threshold"] == 0.3 and m["Pleural Effusion"]["accuracy"] == 1.0  # 0.5 would: 0.5
     assert m["Atelectasis"]["auc"] is None and "below the floor" in m["Atelectasis"]["refused"]
     assert m["Edema"]["refused"] and m["macro"]["auc_labels"] == 1
+    # every defined AUC carries its bootstrap interval: separable scores -> [1, 1]; refused labels carry none
+    assert m["Pleural Effusion"]["auc"] == 1.0 and m["Pleural Effusion"]["auc_ci"] == [1.0, 1.0]
+    assert "auc_ci" not in m["Atelectasis"]
+    mixed = scorer.metrics(y, np.array([[0.35, 0, 0], [0.4, 0, 0], [0.32, 0, 0], [0.25, 0, 0]]), card["labels"])
+    lo, hi = mixed["Pleural Effusion"]["auc_ci"]
+    assert mixed["Pleural Effusion"]["auc"] == 0.5 and lo < 0.5 < hi and 0.0 <= lo and hi <= 1.0
     assert m["macro"]["refused_labels"] == ["Atelectasis", "Edema"]
     prov = scorer.provenance["judge"]
     assert prov["heldout_auc"]["Pleural Effusion"] == "0.970 [0.950, 0.990] (60+/140-)"

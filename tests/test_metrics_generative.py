@@ -208,9 +208,13 @@ def test_classifier_metrics_of_generated_images(tmp_path):
     out = score_samples(scorer, samples, tmp_path / "gen", results=tmp_path)
     probs = predict(model, image_batch([tmp_path / "gen" / n for n in names], 32))
     y = np.array([[0, 1], [1, 0], [0, 1], [1, 0], [0, 1], [1, 0]], dtype=float)  # -1 -> positive, NaN -> negative
+    intervals = {k: v.pop("auc_ci") for k, v in out["generated"].items() if "auc_ci" in v}
     assert out["generated"] == per_label_metrics(y, probs, ["No Finding", "Pleural Effusion"])
+    assert set(intervals) == {"No Finding", "Pleural Effusion"}      # each defined AUC carries its interval
+    for lab, (lo, hi) in intervals.items():
+        assert 0.0 <= lo <= out["generated"][lab]["auc"] <= hi <= 1.0
     # "generated" images that ARE the real ones: identical scores, feature cosine 1
-    assert out["real"] == out["generated"]
+    assert {k: {m: v for m, v in d.items() if m != "auc_ci"} for k, d in out["real"].items()} == out["generated"]
     assert out["feature_cosine"]["mean"] == pytest.approx(1.0) and out["feature_cosine"]["n"] == 6
     with pytest.raises(MedsynthError, match="none of the scorer's labels"):
         score_samples(scorer, samples[["file"]], tmp_path / "gen")

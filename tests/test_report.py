@@ -129,3 +129,21 @@ def test_published_numbers_print_as_transcribed_not_rounded():
     assert _fmt_published(0.12345678) == "0.12345678"
     assert _fmt_published(60) == "60" and _fmt_published(54.0) == "54"
     assert _fmt_published(None) == "—" and _fmt_published(float("nan")) == "—"
+
+
+def test_finding_auc_figure_draws_each_set_with_its_interval_and_positives():
+    from medsynth.report.auc_figure import finding_auc_figure
+
+    gen = {"Cardiomegaly": {"auc": 0.8, "auc_ci": [0.6, 0.95], "positives": 5},
+           "Pneumothorax": {"auc": None, "positives": 0}}
+    real = {"Cardiomegaly": {"auc": 0.99, "positives": 5}, "Pneumothorax": {"auc": 0.9, "ci": [0.8, 1.0],
+                                                                           "positives": 3}}
+    fig = finding_auc_figure([("real", real), ("generated", gen)], ["Cardiomegaly", "Pneumothorax"], "t")
+    ax = fig.axes[0]
+    heights = sorted(round(p.get_height(), 3) for p in ax.patches)
+    assert heights == [0.0, 0.8, 0.9, 0.99]                       # an undefined AUC draws an empty bar
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["Cardiomegaly\n(+5/5)", "Pneumothorax\n(+3/0)"]
+    caps = [c for c in ax.containers if getattr(c, "errorbar", None) is not None]
+    segs = [seg for c in caps for seg in c.errorbar.lines[2][0].get_segments()]
+    spans = sorted((round(s[0][1], 3), round(s[1][1], 3)) for s in segs)
+    assert (0.6, 0.95) in spans and (0.8, 1.0) in spans           # both interval keys are drawn

@@ -26,7 +26,7 @@ import torch
 
 from ..errors import MedsynthError
 from .backbones import is_stand_in
-from .classification import cosine_similarity, per_label_metrics
+from .classification import auc_with_ci, cosine_similarity, per_label_metrics
 
 SCORERS = ("classifier", "xrv-densenet121")
 
@@ -65,14 +65,20 @@ class Scorer:
         own = (self.card or {}).get("thresholds") or {}
         return {lab: float(own.get(lab, default)) for lab in labels}
 
-    def metrics(self, y: np.ndarray, scores: np.ndarray, labels: list[str], default_threshold: float = 0.5) -> dict:
-        """per_label_metrics of `scores` (N x len(labels)) at this scorer's thresholds; a refused label keeps its
-        place with every metric None and its reason under "refused" (the macro means leave it out)."""
+    def metrics(self, y: np.ndarray, scores: np.ndarray, labels: list[str], default_threshold: float = 0.5,
+                n_boot: int = 1000) -> dict:
+        """per_label_metrics of `scores` (N x len(labels)) at this scorer's thresholds, each defined AUC with its
+        95 % percentile-bootstrap interval over images (`auc_ci`, seeded: a handful of positives shows as a wide
+        interval, not as a finding); a refused label keeps its place with every metric None and its reason under
+        "refused" (the macro means leave it out)."""
         refused = self.refusals(labels)
         keep = [j for j, lab in enumerate(labels) if lab not in refused]
         kept = [labels[j] for j in keep]
         out = (per_label_metrics(y[:, keep], scores[:, keep], kept, self.thresholds(kept, default_threshold)) if kept
                else {"macro": {k: None for k in ("accuracy", "precision", "recall", "f1", "auc")} | {"auc_labels": 0}})
+        for j in keep:
+            if out[labels[j]]["auc"] is not None:
+                out[labels[j]]["auc_ci"] = auc_with_ci(y[:, j], scores[:, j], n_boot=n_boot, seed=0)["ci"]
         for j, lab in enumerate(labels):
             if lab in refused:
                 out[lab] = {"n": int(len(y)), "positives": int(y[:, j].sum()), "auc": None, "accuracy": None,
