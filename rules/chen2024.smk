@@ -85,7 +85,7 @@ rule chen2024_prompted:
         table=f"{R}/samples/{C24_MODEL}/anatomy_pathology/samples.csv",
         grid=report(f"{C24_FIG}/prompt_grid.png", category="chen2024"),
     params:
-        model=C24_ENTRY,
+        model=model_entry(C24_MODEL),
         folder=lambda wc, input: str(Path(input.model).parent),
         spec=C24.get("sampling", {}),
         results=lambda wc, output: results_of(output.table, 3),
@@ -158,8 +158,7 @@ rule chen2024_table2:
 
 rule chen2024_finding_auc:
     input:
-        scored=f"{R}/eval/scored/{C24_MODEL}/reports/{C24_SPLIT}/classifier.json",
-        scored_train=f"{R}/eval/scored/{C24_MODEL}/synthetic_train/train/classifier.json",
+        unpack(c24_finding_auc_inputs),
     output:
         figure=report(f"{C24_FIG}/finding_auc.png", category="chen2024"),
     log:

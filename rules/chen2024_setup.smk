@@ -13,6 +13,16 @@ C24_FID = (f"{R}/eval/generative/{C24_MODEL}/reports/{C24_SPLIT}/{C24_SPLIT}/"
            f"{C24.get('fid', {}).get('backbone', 'inception-random')}__"
            f"{C24.get('fid', {}).get('resize', f'bicubic{C24_SIZE}')}.json")
 C24_VOCAB_DATASETS = C24.get("vocabulary", {}).get("datasets", [C24_DATASET])
+# the model's designed finding prompts (named prompts with labels), scored beside the report-drawn sets
+C24_FINDING_SET = "findings" if (C24_ENTRY.get("prompt_sets") or {}).get("findings", {}).get("labels") else None
+
+
+def c24_finding_auc_inputs(wildcards):
+    scored = f"{R}/eval/scored/{C24_MODEL}/{{}}/{{}}/classifier.json"
+    out = {"scored": scored.format("reports", C24_SPLIT), "scored_train": scored.format("synthetic_train", "train")}
+    if C24_FINDING_SET:
+        out["scored_findings"] = scored.format(C24_FINDING_SET, "all")
+    return out
 
 
 def c24_params():

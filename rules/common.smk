@@ -103,8 +103,14 @@ def classifier_training_manifest(wildcards):
 
 
 # --- model entries of every family (rules/train.smk, rules/sample.smk; medsynth.families) ---
+def model_entry(name):
+    """Model entry `name` as the train/sample/edit rules' `params.model`, without its prompt and edit sets: adding or
+    changing a prompt set must not retrain the model or resample the other sets (each set is its own param)."""
+    return {k: v for k, v in config["models"].get(name, {}).items() if k not in ("prompt_sets", "edit_sets")}
+
+
 def model_cfg(wildcards):
-    return config["models"][wildcards.model]
+    return model_entry(wildcards.model)
 
 
 # Families trained by the generic train_model_stage rule; ldm2d keeps its own rules (train_vae, train_diffusion).

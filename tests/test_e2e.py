@@ -105,6 +105,10 @@ def test_chen2024_tables_figures_and_page(ci_run):
     scored = json.loads((ci_run / "eval" / "scored" / "chen2024" / "reports" / "val+test" / "classifier.json")
                         .read_text())
     assert "macro" in scored["generated"]
+    # the designed finding prompts: every named prompt's label has its seeds as positives, the rest as negatives
+    designed = json.loads((ci_run / "eval" / "scored" / "chen2024" / "findings" / "all" / "classifier.json").read_text())
+    assert designed["n"] == 12 and designed["generated"]["Pleural Effusion"]["positives"] == 2
+    assert designed["generated"]["Lung Opacity"]["positives"] == 2   # consolidation asserts both of its labels
     for name in ("vocabulary", "keypatches", "prompt_grid", "finding_auc"):
         assert (ci_run / "figures" / "chen2024" / f"{name}.png").stat().st_size > 1000, name
     page = (ci_run / "report" / "chen2024.html").read_text()

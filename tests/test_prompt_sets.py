@@ -22,3 +22,18 @@ def test_prompt_sets():
         resolve_prompt_set({"prompts": ["a"], "splits": ["val"]}, df)
     with pytest.raises(MedsynthError, match="no rows"):
         resolve_prompt_set({"splits": ["test"]}, df[df["split"] == "train"])
+
+
+def test_named_prompts_with_labels_are_a_designed_labelled_set():
+    spec = {"prompts": {"normal": "clear", "eff": "effusion", "cons": "consolidation"}, "n_per_prompt": 2, "seed": 0,
+            "labels": {"normal": {"No Finding": 1}, "eff": {"Pleural Effusion": 1},
+                       "cons": {"Consolidation": 1, "Lung Opacity": 1}}}
+    t = resolve_prompt_set(spec)
+    assert list(t.columns) == ["prompt_name", "prompt", "seed", "No Finding", "Pleural Effusion", "Consolidation",
+                               "Lung Opacity"]
+    assert t["Pleural Effusion"].tolist() == [0, 0, 1, 1, 0, 0] and t["No Finding"].tolist() == [1, 1, 0, 0, 0, 0]
+    assert t["Lung Opacity"].tolist() == [0, 0, 0, 0, 1, 1]
+    with pytest.raises(MedsynthError, match="needs named prompts"):
+        resolve_prompt_set({"prompts": ["a"], "labels": {"a": {"Edema": 1}}})
+    with pytest.raises(MedsynthError, match="does not have"):
+        resolve_prompt_set({"prompts": {"a": "x"}, "labels": {"b": {"Edema": 1}}})

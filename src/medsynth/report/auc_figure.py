@@ -26,7 +26,7 @@ def finding_auc_figure(sets: list[tuple[str, dict]], names: list[str], title: st
 
     x = np.arange(len(names))
     width = 0.8 / max(1, len(sets))
-    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(names)), 3.8))
+    fig, ax = plt.subplots(figsize=(max(6, (0.6 + 0.25 * len(sets)) * len(names)), 3.8 + 0.3 * (len(sets) > 3)))
     for k, (label, per) in enumerate(sets):
         mets = [per.get(n) or {} for n in names]
         ax.bar(x + (k - (len(sets) - 1) / 2) * width, [m.get("auc") or 0 for m in mets], width, label=label,
@@ -34,10 +34,10 @@ def finding_auc_figure(sets: list[tuple[str, dict]], names: list[str], title: st
     ax.axhline(0.5, color="gray", lw=0.8, ls="--")
     pos = ["/".join(str((per.get(n) or {}).get("positives", "?")) for _, per in sets) for n in names]
     ax.set_xticks(x, [f"{n}\n(+{p})" for n, p in zip(names, pos)], fontsize=7)
-    ax.set_ylim(0, 1.32)                     # the legend sits above the bars, not on them
+    ax.set_ylim(0, 1.32 if len(sets) <= 3 else 1.45)   # the legend sits above the bars, not on them
     ax.set_yticks(np.linspace(0, 1, 6))
     ax.set_ylabel("AUC (95% bootstrap CI)")
     ax.set_title(title, fontsize=8)
-    ax.legend(fontsize=7, loc="upper center", ncol=min(3, len(sets)))
+    ax.legend(fontsize=7, loc="upper center", ncol=3 if len(sets) <= 3 else 2)
     fig.tight_layout()
     return fig

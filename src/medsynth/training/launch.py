@@ -92,6 +92,10 @@ def run_stage_here(stage: str, model_cfg: dict, manifest: Path, results: Path, w
     result = family_of(model_cfg).train_stage(stage, job)
     state = distributed_state()
     result["processes"] = state.num_processes
+    # CPU float reductions depend on the thread count: same config + seed + threads is bit-identical, not across
+    import torch
+
+    result["torch_threads"] = torch.get_num_threads()
     if state.is_main_process:
         write_json(result, summary)
     state.wait_for_everyone()
