@@ -106,7 +106,7 @@ def classifier_training_manifest(wildcards):
 def model_entry(name):
     """Model entry `name` as the train/sample/edit rules' `params.model`, without its prompt and edit sets: adding or
     changing a prompt set must not retrain the model or resample the other sets (each set is its own param)."""
-    return {k: v for k, v in config["models"].get(name, {}).items() if k not in ("prompt_sets", "edit_sets")}
+    return {k: v for k, v in config.get("models", {}).get(name, {}).items() if k not in ("prompt_sets", "edit_sets")}
 
 
 def model_cfg(wildcards):
