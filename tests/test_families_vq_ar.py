@@ -114,3 +114,28 @@ def test_llm_loader_errors_name_the_fix(tmp_path):
         load_causal_lm({"name": "someone/some-llm"})
     with pytest.raises(MedsynthError, match="no training stage"):
         family("vq_ar").check_stage("diffusion")
+
+
+def test_classifier_free_guidance_needs_prompt_dropout_and_mixes_the_blank_prompt_stream(tmp_path):
+    from medsynth.families.vq_ar import generate_codes
+
+    fam, root, _ = _train(tmp_path, _cfg(), "plain")
+    table = pd.DataFrame({"prompt": ["large right pleural effusion"], "seed": [3], "file": ["a.png"]})
+    with pytest.raises(MedsynthError, match="prompt_dropout"):
+        fam.sample(fam.load(root / "lm"), table, tmp_path / "s0", {"guidance_scale": 3.0}, tmp_path)
+
+    cfg = _cfg()
+    cfg["lm"]["prompt_dropout"] = 0.5
+    fam, root, s = _train(tmp_path, cfg, "cfg")
+    model = fam.load(root / "lm")
+    assert model.meta["prompt_dropout"] == 0.5
+    prompts, seeds = ["large right pleural effusion", "left lower lobe opacity"], [5, 6]
+    # w = 0 is the blank-prompt stream alone: the same draws as sampling the blank prompt unguided
+    assert torch.equal(generate_codes(model, prompts, seeds, guidance_scale=0.0),
+                       generate_codes(model, ["", ""], seeds))
+    guided = generate_codes(model, prompts, seeds, guidance_scale=4.0)
+    assert not torch.equal(guided, generate_codes(model, prompts, seeds))
+    # a row's guided draw does not depend on its batch
+    assert torch.equal(generate_codes(model, prompts[1:], seeds[1:], guidance_scale=4.0), guided[1:])
+    out = fam.sample(model, table, tmp_path / "s1", {"guidance_scale": 4.0}, tmp_path)
+    assert out["guidance_scale"].tolist() == [4.0] and (tmp_path / "s1" / "a.png").is_file()

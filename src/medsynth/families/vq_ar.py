@@ -7,10 +7,13 @@
   generator's adversarial term runs it with detached parameters, so each loss only moves its own network.
 - `lm`: the entry's `llm:` (medsynth.models.llm) with K + 2 new token embeddings (K VQ codes, begin/end of image)
   fine-tuned on "report text -> image tokens" sequences: cross-entropy of each image token over the image-token
-  range only. `train_layers` picks how many top decoder layers train (0: all); the embeddings always train.
+  range only. `train_layers` picks how many top decoder layers train (0: all). `prompt_dropout` blanks the text of
+  that fraction of training rows (seeded per step), so the same LLM also learns the unconditional image prior.
 
 Sampling writes exactly H*W image tokens per row, drawn from the image-token logits only (top-p, temperature),
-with one generator per row seeded by the row's seed, then decodes them with the VQ decoder. The saved `lm` folder
+with one generator per row seeded by the row's seed, then decodes them with the VQ decoder. `guidance_scale` w != 1
+samples from classifier-free guided logits u + w (c - u) (c: with the prompt, u: blank prompt; as in Parti and
+LlamaGen); it needs a model trained with `prompt_dropout` > 0. The saved `lm` folder
 holds the LLM (`lm/`, safetensors), the tokenizer, the VQ model (`vq/`) and `vq_ar.json` (token layout, LLM hash).
 """
 from __future__ import annotations
@@ -268,8 +271,10 @@ def train_lm_stage(job: StageJob) -> dict:
                             bool(c.get("train_embeddings", True)))
     length = int(c.get("max_text_tokens", 48))
     ids, mask = text_ids(tokenizer, prompts, length)
+    blank_ids, _ = text_ids(tokenizer, [""], length)
+    dropout = float(c.get("prompt_dropout", 0.0))
     meta.update(tokens_per_image=codes.shape[1], grid=grid_size(vq), image_size=cfg_m["image_size"],
-                max_text_tokens=length, llm=info)
+                max_text_tokens=length, llm=info, prompt_dropout=dropout)
     cfg = train_config(c["train"], job.seed)
     prepare_work_dir(job.work, {"stage": "lm", "model": run_identity(cfg_m, "lm"), "seed": job.seed})
     accelerator = make_accelerator(cfg)
@@ -278,7 +283,13 @@ def train_lm_stage(job: StageJob) -> dict:
     def loss_fn(models, micro, generator):
         idx = batch_indices(len(codes), cfg.batch_size, micro, cfg.seed, accelerator.process_index,
                             accelerator.num_processes)
-        logits = models["lm"](ids[idx], mask[idx], codes[idx])
+        rows_ids, rows_mask = ids[idx], mask[idx]
+        if dropout > 0:
+            # Seeded by the micro-step (not the shared generator), so a resumed run blanks the same rows.
+            drop = torch.rand(len(idx), generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + micro)) < dropout
+            rows_ids = torch.where(drop[:, None], blank_ids, rows_ids)
+            rows_mask = torch.where(drop[:, None], torch.zeros_like(rows_mask), rows_mask)
+        logits = models["lm"](rows_ids, rows_mask, codes[idx])
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), codes[idx].reshape(-1))
         return loss, {"token_acc": float((logits.argmax(-1) == codes[idx]).float().mean())}
 
@@ -337,30 +348,36 @@ def _top_p(logits: torch.Tensor, top_p: float) -> torch.Tensor:
 
 @torch.no_grad()
 def generate_codes(model: VQARModel, prompts: list[str], seeds: list[int], temperature: float = 1.0,
-                   top_p: float = 1.0) -> torch.Tensor:
-    """(B, N) image codes: N autoregressive steps with a KV cache, each drawn from the image-token logits only."""
+                   top_p: float = 1.0, guidance_scale: float = 1.0) -> torch.Tensor:
+    """(B, N) image codes: N autoregressive steps with a KV cache, each drawn from the image-token logits only;
+    with guidance_scale != 1 a blank-prompt copy of the batch runs beside it (classifier-free guidance)."""
     meta, lm = model.meta, model.lm
     device = next(lm.parameters()).device
-    base, k, n = meta["image_token_base"], meta["codebook_size"], meta["tokens_per_image"]
-    ids, mask = text_ids(model.tokenizer, prompts, meta["max_text_tokens"])
-    ids = torch.cat([ids, torch.full((len(prompts), 1), meta["boi_id"], dtype=torch.long)], 1)
-    mask = torch.cat([mask, torch.ones((len(prompts), 1), dtype=torch.long)], 1)
+    base, n, b = meta["image_token_base"], meta["tokens_per_image"], len(prompts)
+    guided = guidance_scale != 1.0
+    ids, mask = text_ids(model.tokenizer, list(prompts) + ([""] * b if guided else []), meta["max_text_tokens"])
+    rows = ids.shape[0]
+    ids = torch.cat([ids, torch.full((rows, 1), meta["boi_id"], dtype=torch.long)], 1)
+    mask = torch.cat([mask, torch.ones((rows, 1), dtype=torch.long)], 1)
     gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
     decoder = _decoder(lm)
     out = decoder(input_ids=ids.to(device), attention_mask=mask.to(device), position_ids=_positions(mask).to(device),
                   use_cache=True)
-    codes = torch.zeros((len(prompts), n), dtype=torch.long)
+    codes = torch.zeros((b, n), dtype=torch.long)
     pos = _positions(mask)[:, -1:]
     for t in range(n):
         logits = image_head(lm, meta, out.last_hidden_state[:, -1]).float().cpu()
+        if guided:
+            logits = logits[b:] + guidance_scale * (logits[:b] - logits[b:])
         logits = _top_p(logits / max(temperature, 1e-6), top_p)
         probs = logits.softmax(-1)
         codes[:, t] = torch.cat([torch.multinomial(probs[i], 1, generator=g) for i, g in enumerate(gens)])
         if t == n - 1:
             break
-        mask = torch.cat([mask, torch.ones((len(prompts), 1), dtype=torch.long)], 1)
+        mask = torch.cat([mask, torch.ones((rows, 1), dtype=torch.long)], 1)
         pos = pos + 1
-        out = decoder(input_ids=(codes[:, t:t + 1] + base).to(device), attention_mask=mask.to(device),
+        step = codes[:, t:t + 1].repeat(rows // b, 1) + base
+        out = decoder(input_ids=step.to(device), attention_mask=mask.to(device),
                       position_ids=pos.to(device), past_key_values=out.past_key_values, use_cache=True)
     return codes
 
@@ -370,13 +387,17 @@ def sample(model: VQARModel, table, out_dir: Path, spec: dict, results: Path, de
 
     batch = int(spec.get("batch_size", 8))
     temperature, top_p = float(spec.get("temperature", 1.0)), float(spec.get("top_p", 0.92))
+    guidance = float(spec.get("guidance_scale", 1.0))
+    if guidance != 1.0 and not model.meta.get("prompt_dropout"):
+        raise MedsynthError(f"guidance_scale {guidance} needs a vq_ar model trained with lm.prompt_dropout > 0 "
+                            "(this one never saw a blank prompt)")
     prompts, seeds = table["prompt"].astype(str).tolist(), table["seed"].astype(int).tolist()
     for start in range(0, len(table), batch):
         sl = slice(start, start + batch)
-        codes = generate_codes(model, prompts[sl], seeds[sl], temperature, top_p)
+        codes = generate_codes(model, prompts[sl], seeds[sl], temperature, top_p, guidance)
         images = decode_codes(model.vq, codes.to(model.vq.device)).cpu()
         for img, name in zip(images, table["file"].iloc[sl]):
             with atomic_path(Path(out_dir) / name) as tmp:
                 to_pil((img + 1) / 2).save(tmp, format="PNG")
-    return table.assign(sampler="autoregressive", temperature=temperature, top_p=top_p,
+    return table.assign(sampler="autoregressive", temperature=temperature, top_p=top_p, guidance_scale=guidance,
                         tokens_per_image=model.meta["tokens_per_image"], llm=model.meta["llm"].get("name"))
