@@ -139,3 +139,37 @@ def test_classifier_free_guidance_needs_prompt_dropout_and_mixes_the_blank_promp
     assert torch.equal(generate_codes(model, prompts[1:], seeds[1:], guidance_scale=4.0), guided[1:])
     out = fam.sample(model, table, tmp_path / "s1", {"guidance_scale": 4.0}, tmp_path)
     assert out["guidance_scale"].tolist() == [4.0] and (tmp_path / "s1" / "a.png").is_file()
+
+
+def test_dead_codes_restart_onto_encoder_latents_reproducibly():
+    from medsynth.families.vq_ar import build_vq, encode_codes, restart_dead_codes
+
+    vq = build_vq(_cfg()).eval()
+    assert vq.quantize.legacy is False          # codebook term weighted 1, commitment 0.25 (VQ-VAE), not swapped
+    images = torch.rand(4, 1, 16, 16) * 2 - 1
+    with torch.no_grad():
+        vq.quantize.embedding.weight[1:] = 1e3     # every code but 0 is dead: all latents map to code 0
+    assert encode_codes(vq, images).unique().tolist() == [0]
+    book = vq.quantize.embedding.weight.detach().clone()
+    n = restart_dead_codes(vq, images, torch.Generator().manual_seed(1))
+    assert n == 15 and encode_codes(vq, images).unique().numel() > 1
+    assert torch.equal(vq.quantize.embedding.weight[0], book[0])          # a live code is left alone
+    again = build_vq(_cfg()).eval()
+    again.load_state_dict({**vq.state_dict(), "quantize.embedding.weight": book})
+    restart_dead_codes(again, images, torch.Generator().manual_seed(1))
+    assert torch.equal(again.quantize.embedding.weight, vq.quantize.embedding.weight)
+
+
+def test_text_reliance_compares_own_other_and_blank_reports(tmp_path):
+    from medsynth.families.vq_ar import encode_codes, text_reliance
+
+    fam, root, s = _train(tmp_path, _cfg(), "tr")
+    assert s["lm"]["text_reliance"] is None            # this cohort has no val split to measure it on
+    model = fam.load(root / "lm")
+    codes = encode_codes(model.vq, torch.rand(3, 1, 16, 16) * 2 - 1)
+    same = text_reliance(model.lm, model.meta, model.tokenizer, ["clear lungs"] * 3, codes)
+    assert set(same) == {"nll_own_report", "nll_other_report", "nll_blank"}
+    assert same["nll_own_report"] == same["nll_other_report"] and np.isfinite(same["nll_blank"])
+    mixed = text_reliance(model.lm, model.meta, model.tokenizer, PROMPTS[:3], codes)
+    assert mixed["nll_own_report"] != mixed["nll_other_report"]
+    assert mixed["nll_blank"] == pytest.approx(same["nll_blank"])   # the blank arm ignores the reports

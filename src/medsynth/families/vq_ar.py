@@ -38,12 +38,16 @@ def build_vq(model_cfg: dict):
 
     c = model_cfg["vq"]
     blocks = tuple(c.get("block_out_channels", [32, 64, 64]))
-    return VQModel(in_channels=1, out_channels=1, block_out_channels=blocks,
+    vq = VQModel(in_channels=1, out_channels=1, block_out_channels=blocks,
                    down_block_types=("DownEncoderBlock2D",) * len(blocks),
                    up_block_types=("UpDecoderBlock2D",) * len(blocks), layers_per_block=c.get("layers_per_block", 1),
                    latent_channels=c.get("latent_channels", 4), num_vq_embeddings=c.get("num_vq_embeddings", 256),
                    vq_embed_dim=c.get("vq_embed_dim", 4), norm_num_groups=c.get("norm_num_groups", 16),
                    sample_size=model_cfg["image_size"], mid_block_add_attention=c.get("attention", False))
+    # diffusers' default `legacy` quantizer swaps the VQ-VAE loss weights (codebook term x0.25, commitment x1, as in
+    # taming-transformers); the VQ-VAE paper's weighting (codebook x1, commitment x0.25) moves the codebook 4x faster.
+    vq.quantize.legacy = False
+    return vq
 
 
 def build_discriminator(model_cfg: dict):
@@ -52,6 +56,21 @@ def build_discriminator(model_cfg: dict):
     d = model_cfg["vq"].get("discriminator", {})
     return PatchDiscriminator(spatial_dims=2, channels=d.get("channels", 32), in_channels=1, out_channels=1,
                               num_layers_d=d.get("layers", 2))
+
+
+@torch.no_grad()
+def restart_dead_codes(vq, images: torch.Tensor, generator: torch.Generator) -> int:
+    """Re-seed every code no latent of `images` maps to with one of those latents (plus 1 % noise): dead codes come
+    back where the encoder's outputs are (as in Jukebox / SoundStream). Returns how many were restarted."""
+    z = vq.encode(images).latents.permute(0, 2, 3, 1).reshape(-1, vq.config.vq_embed_dim)
+    book = vq.quantize.embedding.weight
+    idx = torch.argmin(torch.cdist(z, book), dim=1)
+    dead = torch.nonzero(torch.bincount(idx, minlength=book.shape[0]) == 0).flatten()
+    if len(dead):
+        pick = torch.randint(len(z), (len(dead),), generator=generator)
+        noise = torch.randn((len(dead), z.shape[1]), generator=generator) * 0.01 * z.std()
+        book.data[dead.to(book.device)] = (z[pick.to(z.device)].cpu() + noise).to(book.device, book.dtype)
+    return len(dead)
 
 
 def grid_size(vq) -> int:
@@ -113,8 +132,16 @@ def train_vq_stage(job: StageJob) -> dict:
     accelerator = make_accelerator(cfg)
     loss_module = VQGANLoss(vq, disc, float(cfg_m["vq"].get("adv_weight", 0.1)))
     disc_start = int(cfg_m["vq"].get("disc_start", 0))
+    restart = cfg_m["vq"].get("codebook_restart", {}) or {}
+    every, until = int(restart.get("every", 0)), int(restart.get("until", 0))
+    probe = train.get(range(min(int(restart.get("images", 64)), len(train)))) if every else None
+    restarted = []
 
     def loss_fn(models, micro, generator):
+        if every and micro and micro % every == 0 and micro <= until:
+            # Seeded by the micro-step and computed from fixed probe images, so a resumed run restarts the same codes.
+            gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + micro)
+            restarted.append(restart_dead_codes(vq, probe.to(accelerator.device), gen))
         idx = batch_indices(len(train), cfg.batch_size, micro, cfg.seed, accelerator.process_index,
                             accelerator.num_processes)
         return models["vqgan"](train.get(idx).to(accelerator.device), micro >= disc_start)
@@ -133,6 +160,7 @@ def train_vq_stage(job: StageJob) -> dict:
         vq.save_pretrained(job.out, safe_serialization=True)
     return {"stage": "vq", "steps": result.step, "resumed_from": result.resumed_from, "train_loss": result.losses,
             "train_l1": err / count, "codes_used": used, "codebook_size": vq.config.num_vq_embeddings,
+            "codes_restarted": restarted,
             "tokens_per_image": grid_size(vq) ** 2, "n_train": len(train)}
 
 
@@ -173,12 +201,15 @@ def _positions(mask: torch.Tensor) -> torch.Tensor:
 
 
 def image_token_logits(lm, meta: dict, prompts_ids, prompts_mask, codes: torch.Tensor) -> torch.Tensor:
-    """Teacher-forced logits (B, N, K) of the N image tokens over the K image-token ids."""
+    """Teacher-forced logits (B, N, K) of the N image tokens over the K image-token ids, given `codes` as the input
+    image tokens (the targets, or a corrupted copy of them)."""
     base, k, boi = meta["image_token_base"], meta["codebook_size"], meta["boi_id"]
     b = codes.shape[0]
-    ids = torch.cat([prompts_ids, torch.full((b, 1), boi, dtype=torch.long), codes[:, :-1] + base], 1)
-    mask = torch.cat([prompts_mask, torch.ones((b, 1 + codes.shape[1] - 1), dtype=torch.long)], 1)
-    hidden = _decoder(lm)(input_ids=ids, attention_mask=mask, position_ids=_positions(mask)).last_hidden_state
+    device = lm.get_input_embeddings().weight.device     # text and codes come from the CPU-side tables
+    ids = torch.cat([prompts_ids.cpu(), torch.full((b, 1), boi, dtype=torch.long), codes[:, :-1].cpu() + base], 1)
+    mask = torch.cat([prompts_mask.cpu(), torch.ones((b, 1 + codes.shape[1] - 1), dtype=torch.long)], 1)
+    hidden = _decoder(lm)(input_ids=ids.to(device), attention_mask=mask.to(device),
+                          position_ids=_positions(mask).to(device)).last_hidden_state
     return image_head(lm, meta, hidden[:, prompts_ids.shape[1]:])
 
 
@@ -273,6 +304,7 @@ def train_lm_stage(job: StageJob) -> dict:
     ids, mask = text_ids(tokenizer, prompts, length)
     blank_ids, _ = text_ids(tokenizer, [""], length)
     dropout = float(c.get("prompt_dropout", 0.0))
+    noise = float(c.get("image_token_noise", 0.0))
     meta.update(tokens_per_image=codes.shape[1], grid=grid_size(vq), image_size=cfg_m["image_size"],
                 max_text_tokens=length, llm=info, prompt_dropout=dropout)
     cfg = train_config(c["train"], job.seed)
@@ -289,19 +321,54 @@ def train_lm_stage(job: StageJob) -> dict:
             drop = torch.rand(len(idx), generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + micro)) < dropout
             rows_ids = torch.where(drop[:, None], blank_ids, rows_ids)
             rows_mask = torch.where(drop[:, None], torch.zeros_like(rows_mask), rows_mask)
-        logits = models["lm"](rows_ids, rows_mask, codes[idx])
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), codes[idx].reshape(-1))
-        return loss, {"token_acc": float((logits.argmax(-1) == codes[idx]).float().mean())}
+        inputs = codes[idx]
+        if noise > 0:
+            # Corrupt the teacher-forced image tokens (not the targets): the image prefix alone then no longer
+            # identifies a memorised training image, so the text has to carry what the image shows.
+            g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + micro + 7)
+            hit = torch.rand(inputs.shape, generator=g) < noise
+            inputs = torch.where(hit, torch.randint(meta["codebook_size"], inputs.shape, generator=g), inputs)
+        logits = models["lm"](rows_ids, rows_mask, inputs)
+        target = codes[idx].to(logits.device)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), target.reshape(-1))
+        return loss, {"token_acc": float((logits.argmax(-1) == target).float().mean())}
 
     result = run_training(job.work, cfg, {"lm": ImageTokenLM(lm, meta)}, {"lm": part}, [p for p in part.parameters()], loss_fn,
                           accelerator=accelerator)
     lm.eval()
+    reliance = None
+    held = job.manifest[job.manifest["split"] == "val"].reset_index(drop=True)
+    if len(held) > 1:
+        held_images = _images(held, job.results, cfg_m["image_size"], 1)
+        held_codes = torch.cat([encode_codes(vq, held_images.get(range(s, min(s + 16, len(held)))))
+                                for s in range(0, len(held), 16)])
+        reliance = {"split": "val", "n": len(held), **text_reliance(
+            lm, meta, tokenizer, held["prompt"].fillna("").astype(str).tolist(), held_codes)}
     if is_main():
         save_model(job.out, lm, tokenizer, vq, meta)
     return {"stage": "lm", "steps": result.step, "resumed_from": result.resumed_from, "train_loss": result.losses,
-            "step_seconds": result.step_seconds, "n_train": len(codes), "trained_parameters":
+            "step_seconds": result.step_seconds, "n_train": len(codes), "text_reliance": reliance, "trained_parameters":
             sum(p.numel() for p in part.parameters()), **{k: meta[k] for k in ("tokens_per_image", "codebook_size")},
             "llm": info}
+
+
+@torch.no_grad()
+def text_reliance(lm, meta: dict, tokenizer, prompts: list[str], codes: torch.Tensor, batch: int = 16) -> dict:
+    """Mean negative log-likelihood per image token of images given their own report, another image's report (the
+    reports rotated by one) and a blank prompt. Own ~= other ~= blank: the LM draws images without reading the text,
+    so prompting a finding cannot change what it draws."""
+    length = meta["max_text_tokens"]
+    arms = {"own_report": prompts, "other_report": prompts[1:] + prompts[:1], "blank": [""] * len(prompts)}
+    out = {}
+    for arm, texts in arms.items():
+        total = 0.0
+        for s in range(0, len(texts), batch):
+            ids, mask = text_ids(tokenizer, texts[s:s + batch], length)
+            logits = image_token_logits(lm, meta, ids, mask, codes[s:s + batch]).float()
+            total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                                           codes[s:s + batch].reshape(-1).to(logits.device), reduction="sum"))
+        out[f"nll_{arm}"] = total / codes.numel()
+    return out
 
 
 def save_model(out: Path, lm, tokenizer, vq, meta: dict) -> None:
