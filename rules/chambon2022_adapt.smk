@@ -74,7 +74,7 @@ if C2A_ON:
             findings=f"{C2A_EVAL}/findings.json",
         params:
             **c2a_params("tables"),
-            models=config.get("models", {}),
+            models=c2a_study_models(),
         log:
             logpath("chambon2022_adapt_tables"),
         benchmark:

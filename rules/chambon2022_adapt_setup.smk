@@ -64,3 +64,15 @@ def c2a_evaluate_inputs(wildcards):
 def c2a_params(step):
     return {"study": C2A_STUDY, "step": step, "seed": config["seed"], "scale": config["scale"],
             "resize": f"bicubic{c2a_image_size()}" if C2A_ON else "native"}
+
+
+def c2a_study_models():
+    """The strategies' model entries with only their study prompt set: the tables' params, so adding another prompt
+    set (or another model) does not re-plan them."""
+    out = {}
+    for entry in C2A_STUDY.get("strategies") or []:
+        model = entry.get("model")
+        if model in config.get("models", {}):
+            sets = config["models"][model].get("prompt_sets") or {}
+            out[model] = {**model_entry(model), "prompt_sets": {k: v for k, v in sets.items() if k == C2A.STUDY_SET}}
+    return out

@@ -19,7 +19,8 @@ C24_FINDING_SET = "findings" if (C24_ENTRY.get("prompt_sets") or {}).get("findin
 
 def c24_finding_auc_inputs(wildcards):
     scored = f"{R}/eval/scored/{C24_MODEL}/{{}}/{{}}/classifier.json"
-    out = {"scored": scored.format("reports", C24_SPLIT), "scored_train": scored.format("synthetic_train", "train")}
+    out = {"scored": scored.format("reports", C24_SPLIT), "scored_train": scored.format("synthetic_train", "train"),
+           "lm_summary": f"{R}/models/{C24_MODEL}/lm_train.json"}
     if C24_FINDING_SET:
         out["scored_findings"] = scored.format(C24_FINDING_SET, "all")
     return out

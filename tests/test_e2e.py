@@ -113,6 +113,34 @@ def test_chen2024_tables_figures_and_page(ci_run):
         assert (ci_run / "figures" / "chen2024" / f"{name}.png").stat().st_size > 1000, name
     page = (ci_run / "report" / "chen2024.html").read_text()
     assert "8.821" in page and "Trained on vq_ar synthetic images" in page and "vq_ar (this workflow)" in page
+    # does the LM read the report? NLL of the validation images' tokens given their own / another / no report
+    reliance = json.loads((ci_run / "models" / "chen2024" / "lm_train.json").read_text())["text_reliance"]
+    manifest = pd.read_parquet(ci_run / "data" / "phantom_cxr" / "manifest.parquet")
+    assert reliance["n"] == int((manifest["split"] == "val").sum())
+    assert all(reliance[k] > 0 for k in ("nll_own_report", "nll_other_report", "nll_blank"))
+
+
+def test_a_new_prompt_set_plans_only_its_own_sampling(ci_run, tmp_path):
+    """Adding a prompt set to a trained model entry neither retrains it nor resamples its other sets."""
+    from tests.conftest import REPO
+
+    extra = tmp_path / "extra.yaml"
+    extra.write_text('models:\n  chen2024:\n    prompt_sets:\n      extra: {prompts: ["Small left pleural effusion."], '
+                     'n_per_prompt: 2, seed: 5}\n')
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
+           str(ci_run.parent), "--configfile", str(REPO / "config.yaml"), str(REPO / "config" / "ci.yaml"), str(extra),
+           "--config", f"results={ci_run}", "--cores", "2", "-n",
+           str(ci_run / "samples" / "chen2024" / "extra" / "samples.csv"),
+           str(ci_run / "samples" / "chen2024" / "findings" / "samples.csv")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout + proc.stderr
+    stats = out[out.index("Job stats"):]
+    planned = {line.split()[0]: int(line.split()[1]) for line in stats.splitlines()[3:]
+               if len(line.split()) == 2 and line.split()[1].isdigit()}
+    assert planned == {"sample_images": 1, "total": 1}, stats
+
+
 def test_xing2024_table1_heatmaps_and_page(ci_run):
     """Five Table 1 rows from the 3D families (slice-wise FID/KID/IS, patch-wise FID/KID), the scored toggle heatmaps
     with their null arm, and the page."""

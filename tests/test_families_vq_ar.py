@@ -144,8 +144,11 @@ def test_classifier_free_guidance_needs_prompt_dropout_and_mixes_the_blank_promp
 def test_dead_codes_restart_onto_encoder_latents_reproducibly():
     from medsynth.families.vq_ar import build_vq, encode_codes, restart_dead_codes
 
-    vq = build_vq(_cfg()).eval()
-    assert vq.quantize.legacy is False          # codebook term weighted 1, commitment 0.25 (VQ-VAE), not swapped
+    assert build_vq(_cfg()).quantize.legacy is True             # diffusers' default weighting unless asked
+    cfg = _cfg()
+    cfg["vq"]["quantizer_loss"] = "vqvae"
+    vq = build_vq(cfg).eval()
+    assert vq.quantize.legacy is False          # codebook term weighted 1, commitment 0.25 (VQ-VAE)
     images = torch.rand(4, 1, 16, 16) * 2 - 1
     with torch.no_grad():
         vq.quantize.embedding.weight[1:] = 1e3     # every code but 0 is dead: all latents map to code 0

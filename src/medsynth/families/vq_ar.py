@@ -44,9 +44,10 @@ def build_vq(model_cfg: dict):
                    latent_channels=c.get("latent_channels", 4), num_vq_embeddings=c.get("num_vq_embeddings", 256),
                    vq_embed_dim=c.get("vq_embed_dim", 4), norm_num_groups=c.get("norm_num_groups", 16),
                    sample_size=model_cfg["image_size"], mid_block_add_attention=c.get("attention", False))
-    # diffusers' default `legacy` quantizer swaps the VQ-VAE loss weights (codebook term x0.25, commitment x1, as in
-    # taming-transformers); the VQ-VAE paper's weighting (codebook x1, commitment x0.25) moves the codebook 4x faster.
-    vq.quantize.legacy = False
+    # diffusers' `legacy` quantizer loss (as taming-transformers) weights the codebook term x0.25 and the commitment
+    # x1; `quantizer_loss: vqvae` gives the VQ-VAE paper's weighting (codebook x1, commitment x0.25). Only training
+    # reads it.
+    vq.quantize.legacy = c.get("quantizer_loss", "legacy") == "legacy"
     return vq
 
 
