@@ -167,7 +167,7 @@ def test_text_reliance_compares_own_other_and_blank_reports(tmp_path):
     from medsynth.families.vq_ar import encode_codes, text_reliance
 
     fam, root, s = _train(tmp_path, _cfg(), "tr")
-    assert s["lm"]["text_reliance"] is None            # this cohort has no val split to measure it on
+    assert s["lm"]["text_reliance"]["n"] == 2 and s["lm"]["text_reliance"]["split"] == "val+test"   # rows 6, 7
     model = fam.load(root / "lm")
     codes = encode_codes(model.vq, torch.rand(3, 1, 16, 16) * 2 - 1)
     same = text_reliance(model.lm, model.meta, model.tokenizer, ["clear lungs"] * 3, codes)

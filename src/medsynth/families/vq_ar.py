@@ -338,12 +338,12 @@ def train_lm_stage(job: StageJob) -> dict:
                           accelerator=accelerator)
     lm.eval()
     reliance = None
-    held = job.manifest[job.manifest["split"] == "val"].reset_index(drop=True)
+    held = job.manifest[job.manifest["split"].isin(["val", "test"])].reset_index(drop=True)
     if len(held) > 1:
         held_images = _images(held, job.results, cfg_m["image_size"], 1)
         held_codes = torch.cat([encode_codes(vq, held_images.get(range(s, min(s + 16, len(held)))))
                                 for s in range(0, len(held), 16)])
-        reliance = {"split": "val", "n": len(held), **text_reliance(
+        reliance = {"split": "val+test", "n": len(held), **text_reliance(
             lm, meta, tokenizer, held["prompt"].fillna("").astype(str).tolist(), held_codes)}
     if is_main():
         save_model(job.out, lm, tokenizer, vq, meta)
