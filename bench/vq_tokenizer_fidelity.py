@@ -4,7 +4,8 @@ the model's size (the same classifier, labels and AUC with 95 % bootstrap interv
 tokenizer whose reconstructions score at chance caps any prompt -> finding effect of the LM on top of it.
 
     python bench/vq_tokenizer_fidelity.py [--results results] [--model chen2024] [--vq results/models/chen2024/vq]
-                                          # writes bench/out/vq_tokenizer_fidelity_<model>.json
+                                          [--cohort judge --splits test]
+                                          # writes bench/out/vq_tokenizer_fidelity_<model>[_judge].json
 
 Without the run's outputs it says so and exits 0.
 """
@@ -31,6 +32,9 @@ def main(argv=None) -> int:
     ap.add_argument("--model", default="chen2024")
     ap.add_argument("--vq", default=None, help="a VQ folder to test instead of the model's own (default: its vq/)")
     ap.add_argument("--splits", default="val,test")
+    ap.add_argument("--cohort", choices=["dataset", "judge"], default="dataset",
+                    help="judge: the judge cohort's images of those splits (hundreds of balanced positives the VQ and "
+                         "the judge never trained on) instead of the dataset's few held-out ones")
     args = ap.parse_args(argv)
     results = Path(args.results)
     vq_dir = Path(args.vq) if args.vq else results / "models" / args.model / "vq"
@@ -57,11 +61,17 @@ def main(argv=None) -> int:
         print(f"no judge for {dataset} under {card.parent}: run the pipeline first")
         return 0
     vq = VQModel.from_pretrained(vq_dir).eval()
-    rows = read_table(results / "data" / dataset / "manifest.parquet")
+    root = results / "raw" / "phantom_judge" / dataset if args.cohort == "judge" else results
+    manifest = root / "manifest.parquet" if args.cohort == "judge" else results / "data" / dataset / "manifest.parquet"
+    if not manifest.is_file():
+        print(f"no {args.cohort} manifest at {manifest}: run the pipeline first")
+        return 0
+    rows = read_table(manifest)
     rows = rows[rows["split"].isin(args.splits.split(","))].reset_index(drop=True)
-    images = _images(rows, results, size, 1)
+    images = _images(rows, root, size, 1)
     scorer = load_scorer("classifier", weights, card)
-    out = {"model": args.model, "vq": str(vq_dir), "n": len(rows), "image_size": size,
+    out = {"model": args.model, "vq": str(vq_dir), "cohort": args.cohort, "splits": args.splits, "n": len(rows),
+           "image_size": size,
            "tokens_per_image": None, "codes_used": None, "scorer": scorer.backbone}
     with tempfile.TemporaryDirectory() as tmp:
         arms = {"real": Path(tmp) / "real", "reconstructed": Path(tmp) / "recon"}
@@ -83,11 +93,12 @@ def main(argv=None) -> int:
                    l1=l1 / (len(rows) * size * size))
         table = rows.assign(file=files).drop(columns=["source_image"], errors="ignore")
         for arm, folder in arms.items():
-            out[arm] = _aucs(score_samples(scorer, table, folder, results)["generated"])
-    dest = ROOT / "bench" / "out" / f"vq_tokenizer_fidelity_{args.model}.json"
+            out[arm] = _aucs(score_samples(scorer, table, folder, root)["generated"])
+    suffix = "" if args.cohort == "dataset" else f"_{args.cohort}"
+    dest = ROOT / "bench" / "out" / f"vq_tokenizer_fidelity_{args.model}{suffix}.json"
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text(json.dumps(out, indent=2))
-    print(f"{args.model}: {out['tokens_per_image']} tokens/image, {out['codes_used']} codes used, L1 {out['l1']:.4f}; "
+    print(f"{args.model} on {len(rows)} {args.cohort} images ({args.splits}): {out['tokens_per_image']} tokens/image, {out['codes_used']} codes used, L1 {out['l1']:.4f}; "
           f"judge AUC real -> reconstructed:")
     for label in out["real"]:
         rec = out["reconstructed"].get(label, {}).get("auc")

@@ -176,3 +176,31 @@ def test_text_reliance_compares_own_other_and_blank_reports(tmp_path):
     mixed = text_reliance(model.lm, model.meta, model.tokenizer, PROMPTS[:3], codes)
     assert mixed["nll_own_report"] != mixed["nll_other_report"]
     assert mixed["nll_blank"] == pytest.approx(same["nll_blank"])   # the blank arm ignores the reports
+
+
+def test_keypatch_prompting_puts_the_named_words_key_patch_codes_before_the_image(tmp_path):
+    from medsynth.families.vq_ar import generate_codes, keypatch_codes, prompt_prefix
+
+    book = {"effusion": {"category": "pathology", "codes": [3, 4, 5]}, "pleural": {"category": "anatomy",
+                                                                                   "codes": [7, 8]},
+            "opacity": {"category": "pathology", "codes": [9]}}
+    # pathology words first, text order within a category, negated clauses ignored, capped
+    assert keypatch_codes("right pleural effusion with opacity", book, 2, 16) == [3, 4, 9, 7, 8]
+    assert keypatch_codes("no pleural effusion. clear lungs", book, 2, 16) == []
+    assert keypatch_codes("pleural effusion", book, 2, 3) == [3, 4, 7]
+
+    cfg = _cfg()
+    cfg["lm"]["keypatch_prompt"] = {"tokens": 4, "per_word": 2, "top": 3}
+    fam, root, s = _train(tmp_path, cfg, "kp")
+    model = fam.load(root / "lm")
+    kp = model.meta["keypatch_prompt"]
+    assert kp["tokens"] == 4 and "effusion" in kp["codes"]
+    assert all(0 <= c < 16 for w in kp["codes"].values() for c in w["codes"])
+    ids, mask = prompt_prefix(model.tokenizer, ["large right pleural effusion", "clear lungs"], model.meta)
+    assert ids.shape == (2, 6 + 4)
+    base = model.meta["image_token_base"]
+    want = keypatch_codes("large right pleural effusion", kp["codes"], 2, 4)
+    assert want and ids[0, -len(want):].tolist() == [c + base for c in want] and mask[0, -len(want):].all()
+    assert not mask[1, 6:].any()                       # a prompt naming no vocabulary word gets empty slots
+    codes = generate_codes(model, ["large right pleural effusion"], [0])
+    assert codes.shape == (1, 64) and np.isfinite(s["lm"]["text_reliance"]["nll_own_report"])

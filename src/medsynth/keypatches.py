@@ -20,10 +20,10 @@ from .errors import MedsynthError
 def patch_features(vq, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     """(B, 1, H, W) in [-1, 1] -> features (B, g, g, C) (VQ encoder latents) and codes (B, g, g)."""
     with torch.no_grad():
-        h = vq.encode(images).latents
+        h = vq.encode(images.to(vq.device)).latents
         _, _, (_, _, idx) = vq.quantize(h)
     b, c, g, _ = h.shape
-    return h.permute(0, 2, 3, 1).numpy(), idx.reshape(b, g, g).numpy()
+    return h.permute(0, 2, 3, 1).cpu().numpy(), idx.reshape(b, g, g).cpu().numpy()
 
 
 def key_patches(features: np.ndarray, codes: np.ndarray, reports: list[str], vocab: pd.DataFrame,

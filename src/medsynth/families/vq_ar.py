@@ -9,6 +9,10 @@
   fine-tuned on "report text -> image tokens" sequences: cross-entropy of each image token over the image-token
   range only. `train_layers` picks how many top decoder layers train (0: all). `prompt_dropout` blanks the text of
   that fraction of training rows (seeded per step), so the same LLM also learns the unconditional image prior.
+  `keypatch_prompt` (chen2024 Module 2.3): the stage mines the anatomy/pathology vocabulary of its training prompts,
+  finds each word's key patches with the trained VQ encoder (medsynth.keypatches) and puts the key-patch image
+  tokens of the words a prompt names (outside negations) after its text, at training and sampling alike; the
+  word -> codes table is saved in `vq_ar.json`.
 
 Sampling writes exactly H*W image tokens per row, drawn from the image-token logits only (top-p, temperature),
 with one generator per row seeded by the row's seed, then decodes them with the VQ decoder. `guidance_scale` w != 1
@@ -166,11 +170,11 @@ def train_vq_stage(job: StageJob) -> dict:
 
 
 def encode_codes(vq, images: torch.Tensor) -> torch.Tensor:
-    """(B, 1, H, W) in [-1, 1] -> (B, h*w) code indices."""
+    """(B, 1, H, W) in [-1, 1] -> (B, h*w) code indices (on the CPU, wherever the VQ runs)."""
     with torch.no_grad():
-        h = vq.encode(images).latents
+        h = vq.encode(images.to(vq.device)).latents
         _, _, (_, _, idx) = vq.quantize(h)
-    return idx.reshape(images.shape[0], -1)
+    return idx.reshape(images.shape[0], -1).cpu()
 
 
 def decode_codes(vq, codes: torch.Tensor) -> torch.Tensor:
@@ -195,6 +199,53 @@ def text_ids(tokenizer, prompts: list[str], length: int) -> tuple[torch.Tensor, 
             ids[i, length - len(toks):] = torch.tensor(toks)
             mask[i, length - len(toks):] = 1
     return ids, mask
+
+
+def keypatch_codes(prompt: str, codes_by_word: dict, per_word: int, limit: int) -> list[int]:
+    """The key-patch image codes a prompt names (chen2024 Module 2.3): the top `per_word` codes of each vocabulary
+    word it mentions outside negated clauses, pathology words first, then anatomy, each in the order of the text;
+    at most `limit`."""
+    from ..anatomy_pathology import positive_words
+
+    words = list(dict.fromkeys(w for w in positive_words(prompt) if w in codes_by_word))
+    words.sort(key=lambda w: codes_by_word[w]["category"] != "pathology")      # stable: text order kept within
+    out = [c for w in words for c in codes_by_word[w]["codes"][:per_word]]
+    return out[:limit]
+
+
+def prompt_prefix(tokenizer, prompts: list[str], meta: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, L [+ Kp]) ids and mask of what precedes <boi>: the left-padded text (text_ids) and, for a model trained
+    with key-patch prompting, Kp left-padded slots holding the key-patch image tokens of the words the text names."""
+    ids, mask = text_ids(tokenizer, prompts, meta["max_text_tokens"])
+    kp = meta.get("keypatch_prompt")
+    if not kp:
+        return ids, mask
+    n = int(kp["tokens"])
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    kid = torch.full((len(prompts), n), pad, dtype=torch.long)
+    kmask = torch.zeros((len(prompts), n), dtype=torch.long)
+    for i, p in enumerate(prompts):
+        c = keypatch_codes(p, kp["codes"], int(kp["per_word"]), n)
+        if c:
+            kid[i, n - len(c):] = torch.tensor(c) + meta["image_token_base"]
+            kmask[i, n - len(c):] = 1
+    return torch.cat([ids, kid], 1), torch.cat([mask, kmask], 1)
+
+
+def keypatch_prompt_table(vq, images, prompts: list[str], spec: dict) -> dict:
+    """word -> {category, codes}: the key patches (medsynth.keypatches) of the vocabulary mined from the training
+    prompts, over the first `images` training images (batched), `top` codes per word, best first."""
+    import numpy as np
+
+    from ..anatomy_pathology import mine_vocabulary
+    from ..keypatches import key_patches, patch_features
+
+    n = min(int(spec.get("images", 2000)), len(images))
+    feats, codes = zip(*(patch_features(vq, images.get(range(s, min(s + 32, n)))) for s in range(0, n, 32)))
+    vocab = mine_vocabulary(prompts[:n], int(spec.get("top_k", 300)))
+    table = key_patches(np.concatenate(feats), np.concatenate(codes), prompts[:n], vocab, int(spec.get("top", 5)))
+    return {w: {"category": g["category"].iloc[0], "codes": [int(c) for c in g["code"]]}
+            for w, g in table.groupby("word", sort=False)}
 
 
 def _positions(mask: torch.Tensor) -> torch.Tensor:
@@ -292,7 +343,11 @@ def train_lm_stage(job: StageJob) -> dict:
     c = cfg_m["lm"]
     if "vq" not in job.inputs:
         raise MedsynthError("the lm stage of a vq_ar model needs its trained vq stage")
-    vq = VQModel.from_pretrained(job.inputs["vq"]).eval()
+    from ..devices import job_device
+
+    # Tokenising the train split (and key-patch features) runs where the LM trains: at paper scale that is every
+    # training image through a 256-px VQ encoder.
+    vq = VQModel.from_pretrained(job.inputs["vq"]).eval().to(job_device(cfg_m.get("gpu", 0)))
     rows = split_rows(job.manifest, ["train"])
     prompts = rows["prompt"].fillna("").astype(str).tolist()
     images = _images(rows, job.results, cfg_m["image_size"], 1)
@@ -302,12 +357,16 @@ def train_lm_stage(job: StageJob) -> dict:
     part, meta = prepare_lm(lm, vq.config.num_vq_embeddings, int(c.get("train_layers", 0)),
                             bool(c.get("train_embeddings", True)))
     length = int(c.get("max_text_tokens", 48))
-    ids, mask = text_ids(tokenizer, prompts, length)
-    blank_ids, _ = text_ids(tokenizer, [""], length)
     dropout = float(c.get("prompt_dropout", 0.0))
     noise = float(c.get("image_token_noise", 0.0))
     meta.update(tokens_per_image=codes.shape[1], grid=grid_size(vq), image_size=cfg_m["image_size"],
                 max_text_tokens=length, llm=info, prompt_dropout=dropout)
+    kp = c.get("keypatch_prompt")
+    if kp:
+        meta["keypatch_prompt"] = {"tokens": int(kp.get("tokens", 16)), "per_word": int(kp.get("per_word", 2)),
+                                   "codes": keypatch_prompt_table(vq, images, prompts, kp)}
+    ids, mask = prompt_prefix(tokenizer, prompts, meta)
+    blank_ids, _ = prompt_prefix(tokenizer, [""], meta)
     cfg = train_config(c["train"], job.seed)
     prepare_work_dir(job.work, {"stage": "lm", "model": run_identity(cfg_m, "lm"), "seed": job.seed})
     accelerator = make_accelerator(cfg)
@@ -346,7 +405,7 @@ def train_lm_stage(job: StageJob) -> dict:
         reliance = {"split": "val+test", "n": len(held), **text_reliance(
             lm, meta, tokenizer, held["prompt"].fillna("").astype(str).tolist(), held_codes)}
     if is_main():
-        save_model(job.out, lm, tokenizer, vq, meta)
+        save_model(job.out, lm, tokenizer, vq.to("cpu"), meta)
     return {"stage": "lm", "steps": result.step, "resumed_from": result.resumed_from, "train_loss": result.losses,
             "step_seconds": result.step_seconds, "n_train": len(codes), "text_reliance": reliance, "trained_parameters":
             sum(p.numel() for p in part.parameters()), **{k: meta[k] for k in ("tokens_per_image", "codebook_size")},
@@ -358,13 +417,12 @@ def text_reliance(lm, meta: dict, tokenizer, prompts: list[str], codes: torch.Te
     """Mean negative log-likelihood per image token of images given their own report, another image's report (the
     reports rotated by one) and a blank prompt. Own ~= other ~= blank: the LM draws images without reading the text,
     so prompting a finding cannot change what it draws."""
-    length = meta["max_text_tokens"]
     arms = {"own_report": prompts, "other_report": prompts[1:] + prompts[:1], "blank": [""] * len(prompts)}
     out = {}
     for arm, texts in arms.items():
         total = 0.0
         for s in range(0, len(texts), batch):
-            ids, mask = text_ids(tokenizer, texts[s:s + batch], length)
+            ids, mask = prompt_prefix(tokenizer, texts[s:s + batch], meta)
             logits = image_token_logits(lm, meta, ids, mask, codes[s:s + batch]).float()
             total += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]),
                                            codes[s:s + batch].reshape(-1).to(logits.device), reduction="sum"))
@@ -423,7 +481,7 @@ def generate_codes(model: VQARModel, prompts: list[str], seeds: list[int], tempe
     device = next(lm.parameters()).device
     base, n, b = meta["image_token_base"], meta["tokens_per_image"], len(prompts)
     guided = guidance_scale != 1.0
-    ids, mask = text_ids(model.tokenizer, list(prompts) + ([""] * b if guided else []), meta["max_text_tokens"])
+    ids, mask = prompt_prefix(model.tokenizer, list(prompts) + ([""] * b if guided else []), meta)
     rows = ids.shape[0]
     ids = torch.cat([ids, torch.full((rows, 1), meta["boi_id"], dtype=torch.long)], 1)
     mask = torch.cat([mask, torch.ones((rows, 1), dtype=torch.long)], 1)
