@@ -25,6 +25,10 @@ PAPER_CELLS = {paper: [] for paper in PAPERS}
 PAPER_FIGURES = {paper: [] for paper in PAPERS}
 # ... and the cards of the classifiers (judges) that scored its images: the page prints their held-out AUCs.
 PAPER_JUDGES = {paper: [] for paper in PAPERS}
+# Training gates everything downstream (a paper's longest chain starts with its training stages, and every scored
+# table waits for the judge): among jobs that are ready, Snakemake starts these first (rules train_*, judge_*), so a
+# 2-core demo does not finish on one long training job alone.
+TRAIN_PRIORITY = 10
 
 
 def _job_path(kind, suffix, rule_name, wildcards):

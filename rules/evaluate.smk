@@ -27,6 +27,7 @@ rule train_classifier:
     benchmark:
         benchpath("train_classifier", "dataset")
     threads: 2
+    priority: TRAIN_PRIORITY
     resources:
         mem_mb=8000,
         runtime=120,

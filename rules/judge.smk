@@ -15,6 +15,7 @@ rule judge_shard:
     benchmark:
         benchpath("judge_shard", "dataset", "shard")
     threads: 1
+    priority: TRAIN_PRIORITY
     resources:
         mem_mb=4000,
         runtime=30,
@@ -35,6 +36,7 @@ rule judge_cohort:
     benchmark:
         benchpath("judge_cohort", "dataset")
     threads: 1
+    priority: TRAIN_PRIORITY
     resources:
         mem_mb=2000,
         runtime=5,

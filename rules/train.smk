@@ -2,9 +2,7 @@
 # (a `pretrained:` Stable Diffusion entry skips the VAE stage). Papers reuse these by adding a model entry; the
 # stages read everything from that entry (sizes, optimiser, steps, strategy). A job with resources.gpu > 1 runs
 # its stage under `accelerate launch --num_processes {resources.gpu}` (medsynth.training.launch).
-# Training gates everything downstream (a paper's longest chain starts with its training stages): among jobs that
-# are ready, Snakemake starts these first, so a 2-core demo does not finish on one long training job alone.
-TRAIN_PRIORITY = 10
+# Training jobs start first among ready jobs (TRAIN_PRIORITY, rules/common.smk).
 
 
 rule train_vae:
