@@ -72,10 +72,10 @@ class FastJudge(nn.Module):
 
 
 class WideJudge(FastJudge):
-    """The demo judge: FastJudge at twice the width (16 -> 256 channels). On the phantom judge cohort the narrow net
-    tells nodules from consolidation poorly (they are what it confuses): at 2000 patients it scores held-out Lung
-    Lesion / Consolidation AUC 0.943 / 0.924, this one 0.964-0.968 / 0.940-0.949 (seeds 0 and 1), at ~2.7x the
-    training time (issue 18)."""
+    """FastJudge at twice the width (16 -> 256 channels). On the phantom judge cohort the narrow net tells nodules
+    from consolidation poorly (they are what it confuses): at 2000 patients it scores held-out Lung Lesion /
+    Consolidation AUC 0.943 / 0.924, this one 0.964-0.968 / 0.940-0.949 (seeds 0 and 1), at ~2.7x the training time
+    (issue 18; not the demo's default: the demo budget)."""
 
     def __init__(self, n_labels: int):
         super().__init__(n_labels, chans=(16, 32, 64, 128, 256))

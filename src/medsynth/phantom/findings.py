@@ -42,7 +42,7 @@ nodule/consolidation (its voxels filled from the surrounding lung) and re-presen
 labelled one changes its film by >= 0.08 of full scale over >= 140 mm^2 at a contrast-to-quantum-noise >= 2 per
 pixel, nodules inside a consolidation included (90th-percentile contrast 0.138 vs 0.130 outside). The misses are
 confusions: the narrow judge's highest-scoring lesion negatives are consolidations. A wider judge on 2000 patients
-(config.yaml) mostly fixes that.
+(classifier arch judge_wide, config.yaml's comment) mostly fixes that.
 """
 from __future__ import annotations
 
