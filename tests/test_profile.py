@@ -37,3 +37,15 @@ def test_paper_of_and_disk_usage(tmp_path):
     (tmp_path / "cache").mkdir()
     (tmp_path / "cache" / "c.npz").write_bytes(b"y" * 10)
     assert disk_usage(tmp_path) == {"cache": 10, "models": 1000}
+
+
+def test_machine_speed_names_the_cpu_and_times_a_fixed_workload():
+    from medsynth.report.profile import machine_speed
+
+    import torch
+
+    before = torch.get_num_threads()
+    m = machine_speed(steps=2)
+    assert m["torch_conv_s"] > 0 and m["logical_cpus"] >= 1 and m["cpu"]
+    assert "2 training steps" in m["torch_conv_workload"]
+    assert torch.get_num_threads() == before  # the calibration's single thread is not left behind

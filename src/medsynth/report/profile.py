@@ -67,3 +67,41 @@ def disk_usage(results: str | Path) -> dict[str, int]:
                         total += st.st_size
             out[d.name] = total
     return out
+
+
+def machine_speed(steps: int = 10, seed: int = 0) -> dict:
+    """The CPU a profile was measured on, and its speed on a fixed single-thread workload like the demo's jobs
+    (a small conv net's training steps: torch's CPU convolution speed differs between machines more than numpy's).
+    Demo budgets measured on different machines compare only through this: their job-minutes scale with
+    `torch_conv_s`."""
+    import os
+    import platform
+    import time
+
+    import torch
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else \
+        platform.processor()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        gen = torch.Generator().manual_seed(seed)
+        net = torch.nn.Sequential(torch.nn.Conv2d(1, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+                                  torch.nn.Conv2d(32, 64, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+                                  torch.nn.Conv2d(64, 64, 3, padding=1), torch.nn.AdaptiveAvgPool2d(1),
+                                  torch.nn.Flatten(), torch.nn.Linear(64, 1))
+        opt = torch.optim.SGD(net.parameters(), lr=1e-3)
+        x = torch.rand(16, 1, 128, 128, generator=gen)
+        start = time.perf_counter()
+        for _ in range(steps):
+            opt.zero_grad()
+            net(x).mean().backward()
+            opt.step()
+        conv_s = time.perf_counter() - start
+    finally:
+        torch.set_num_threads(threads)
+    return {"cpu": cpu, "logical_cpus": os.cpu_count(),
+            "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__,
+            "torch_conv_s": round(conv_s, 2),
+            "torch_conv_workload": f"{steps} training steps, batch 16 x 128 px, 3-conv net, 1 thread"}
