@@ -232,6 +232,45 @@ def test_cli_app_listens_on_localhost(monkeypatch, tmp_path):
     assert seen == {"results": str(tmp_path), "port": 8601, "address": "127.0.0.1", "config_files": []}
 
 
+def test_terminating_medsynth_app_stops_the_server(tmp_path):
+    """`medsynth app` is the Streamlit server itself: SIGTERM to the command frees its port (a child server would
+    outlive it and keep listening)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "medsynth.cli", "app", "--results", str(make_results(
+        tmp_path / "results")), "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+
+    def answers() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
+                return r.read().strip() == b"ok"
+        except OSError:
+            return False
+
+    try:
+        deadline = time.time() + 90
+        while not answers():
+            assert proc.poll() is None and time.time() < deadline, "the app did not start"
+            time.sleep(0.5)
+        proc.terminate()
+        proc.wait(timeout=30)
+        deadline = time.time() + 15
+        while answers() and time.time() < deadline:
+            time.sleep(0.5)
+        assert not answers(), "the server still listens after `medsynth app` was terminated"
+    finally:
+        proc.kill()
+
+
 # --- pages (AppTest) ---
 def test_generate_page_without_models_says_how_to_get_one(empty_results, monkeypatch):
     at = page("generate", empty_results, monkeypatch).run()

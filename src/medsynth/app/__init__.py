@@ -32,9 +32,14 @@ def app_environment(results: str | os.PathLike, config_files=()) -> dict:
 
 
 def launch(results: str | os.PathLike, port: int = 8501, address: str = "127.0.0.1", config_files=()) -> int:
-    """Run the app in the foreground until interrupted; returns Streamlit's exit status."""
+    """Run the app in the foreground until interrupted. This process becomes the Streamlit server (exec), so a
+    signal sent to `medsynth app` (kill, a process manager, a test's terminate) stops the server: a child server
+    outlives a terminated parent and keeps the port. Where exec is not POSIX (Windows), a child it is."""
     print(f"medsynth app on http://{address}:{port} (results: {results}); Ctrl-C stops it", flush=True)
+    cmd, env = streamlit_command(port, address), app_environment(results, config_files)
+    if os.name == "posix":
+        os.execve(cmd[0], cmd, env)  # does not return
     try:
-        return subprocess.call(streamlit_command(port, address), env=app_environment(results, config_files))
+        return subprocess.call(cmd, env=env)
     except KeyboardInterrupt:
         return 0
