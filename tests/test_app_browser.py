@@ -116,7 +116,9 @@ def test_generate_in_a_real_browser(app_server, tmp_path):
             "const img = document.querySelector(\"[data-testid='stMain'] [data-testid='stImage'] img\");"
             "return img && img.complete && img.naturalWidth ? img.naturalWidth : null;"))
         assert width == 32  # the tiny model's 32x32 image, decoded by the browser
-        settings = chrome.find_element(By.CSS_SELECTOR, "[data-testid='stMain'] [data-testid='stCode']").text
+        # the settings block follows the image in the same rerun: Streamlit may paint the image first
+        settings = wait.until(lambda d: next((e.text for e in d.find_elements(
+            By.CSS_SELECTOR, "[data-testid='stMain'] [data-testid='stCode']") if '"prompt"' in e.text), None))
         assert f'"prompt": "{PROMPT}"' in settings and '"steps": 8' in settings
         assert any(b.text.strip() == "Download PNG" for b in chrome.find_elements(By.TAG_NAME, "button"))
         chrome.execute_script("document.querySelector(\"[data-testid='stMain'] [data-testid='stImage'] img\")"
