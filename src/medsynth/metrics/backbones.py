@@ -27,20 +27,7 @@ from ..errors import MedsynthError
 from .inception import BackboneInfo, sha256_file
 
 FEATURE_BACKBONES = ("inception-fid", "inception-random", "xrv-densenet121", "classifier")
-STAND_INS = {
-    "inception-random": "pytorch-fid's InceptionV3 architecture with seeded random weights (the FID weights are "
-                        "absent): checks that the pipeline runs; NOT comparable with a published FID/KID/IS",
-    "classifier": "the project's own classifier, the judge (on phantom data trained on its own balanced cohort, on "
-                  "real data on the run's training split; torchxrayvision weights absent): NOT comparable with a "
-                  "published torchxrayvision number",
-}
 XRV_RESIZE = "bilinear-antialias-224-in-model, xrv [-1024, 1024]"
-
-
-def is_stand_in(backbone: str | None) -> bool:
-    """True for a labelled stand-in ("inception-random", "classifier" or "classifier:<arch>", any "*-random")."""
-    name = (backbone or "").split(":")[0]
-    return name in STAND_INS or name.endswith("-random")
 
 
 def check_backbone_allowed(backbone: str, scale: str, key: str | None = None) -> None:

@@ -122,7 +122,7 @@ class InceptionEvaluator:
     @property
     def provenance(self) -> dict:
         """backbone, weights file + sha256, resize mode, dims, seed: what every number from this evaluator records."""
-        from .backbones import is_stand_in
+        from .stand_ins import is_stand_in
 
         return {"backbone": self.info.backbone, "weights": Path(self.info.weights_path).name,
                 "weights_sha256": self.info.weights_sha256, "resize_mode": self.resize_mode, "dims": self.dims,

@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 
 from ..errors import MedsynthError
-from .backbones import is_stand_in
+from .stand_ins import is_stand_in
 from .classification import auc_with_ci, cosine_similarity, per_label_metrics
 
 SCORERS = ("classifier", "xrv-densenet121")

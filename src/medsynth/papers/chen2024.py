@@ -13,7 +13,7 @@ T1_COLUMNS = ("MIMIC FID", "MIMIC NIQE")
 
 def table1_cells(fid_records: dict, quality: dict, prov: dict) -> list[dict]:
     """FID (generic generative_metrics record) and NIQE (generic image_quality record, mean over images)."""
-    from ..metrics.backbones import is_stand_in
+    from ..metrics.stand_ins import is_stand_in
 
     rec = fid_records.get("fid")
     if rec is None:

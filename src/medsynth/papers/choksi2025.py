@@ -69,7 +69,7 @@ def fid_cell(records: dict, prov: dict, source: str | None = None) -> dict:
     metrics.generative.evaluate_generated): value, N, backbone, weights hash, resize mode, seed and the cached
     reference set are the record's; `prov` adds this table's context (dataset, scale, split, model, sampler
     settings). A stand-in backbone is said in the method text, and make_cell marks the cell `stand_in`."""
-    from ..metrics.backbones import is_stand_in
+    from ..metrics.stand_ins import is_stand_in
     from ..report.cells import cell_from_record
 
     rec = records.get("fid")

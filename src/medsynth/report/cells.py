@@ -26,7 +26,7 @@ def make_cell(paper: str, table: str, row: str, column: str, value: float | None
         raise ValueError(f"cell {paper}/{table}/{row}/{column}: a paper-scale number computed with the random "
                          f"stand-in backbone {provenance['backbone']!r}; configure the real weights")
     if provenance.get("backbone"):
-        from ..metrics.backbones import is_stand_in
+        from ..metrics.stand_ins import is_stand_in
 
         provenance = {**provenance, "stand_in": bool(provenance.get("stand_in")) or is_stand_in(provenance["backbone"])}
     cell = {"paper": paper, "table": table, "row": row, "column": column,

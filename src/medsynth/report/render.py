@@ -5,7 +5,7 @@ import html
 import math
 from dataclasses import dataclass, field
 
-from ..metrics.backbones import STAND_INS, is_stand_in
+from ..metrics.stand_ins import STAND_INS, is_stand_in
 from .published import load_published
 
 STAND_IN_MARK = "†"
