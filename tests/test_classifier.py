@@ -27,7 +27,7 @@ def _dataset(root, n=80, size=32, seed=0):
     return pd.DataFrame(rows)
 
 
-@pytest.mark.parametrize("arch", ["small_cnn", "judge_fast", "judge_wide"])  # judge_fast: the demo judge (config.yaml)
+@pytest.mark.parametrize("arch", ["small_cnn", "judge_fast", "judge_wide"])  # judge_wide: the demo judge (config.yaml)
 def test_classifier_learns_a_visible_finding_and_is_deterministic(tmp_path, arch):
     df = _dataset(tmp_path)
     cfg = {"arch": arch, "image_size": 32, "epochs": 6, "batch_size": 16, "lr": 3e-3}

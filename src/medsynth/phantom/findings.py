@@ -25,10 +25,10 @@ after them compacted a consolidation into something mass-like. Now:
   mass stays single), centred in the visible lung field (_lung_field: PA
   columns through at least half the lung's thickest column and clear of the heart -- not behind the heart, the
   mediastinum or the diaphragm domes, where a frontal film hides it);
-- a consolidation is ill-defined: its opacity fades into aerated lung over ~10 mm (_soft_ball), is patchy and
-  confluent (a smooth ~10 mm random field modulates how much air each part has lost: ground-glass parts between
-  denser ones), keeps air bronchograms and is larger (radius 30-40 mm patchy, 40-55 mm segmental, or the whole
-  lobe); its ground-truth mask is where the blend weight is >= 0.35;
+- a consolidation is ill-defined: its opacity fades into aerated lung over ~10 mm (_soft_ball), is confluent
+  and mostly airless (a smooth ~10 mm random field modulates how much air each part has lost, blend weight
+  clip(0.95 + 0.2 n, 0.6, 1), -30..40 HU), keeps air bronchograms and is larger (radius 30-40 mm patchy 20 %,
+  40-55 mm segmental 45 %, the whole lobe 35 %); its ground-truth mask is where the blend weight is >= 0.5;
 - fluid and free air are applied first (APPLY_ORDER) and the parenchymal findings edit only still-aerated lung
   (AERATED), so a pneumothorax no longer squeezes a consolidation into a mass and nothing is written into fluid.
 Measured on the demo judge (1000 patients, 128 px, held-out AUC): consolidation 0.86 -> 0.90-0.93; nodule
@@ -42,7 +42,12 @@ nodule/consolidation (its voxels filled from the surrounding lung) and re-presen
 labelled one changes its film by >= 0.08 of full scale over >= 140 mm^2 at a contrast-to-quantum-noise >= 2 per
 pixel, nodules inside a consolidation included (90th-percentile contrast 0.138 vs 0.130 outside). The misses are
 confusions: the narrow judge's highest-scoring lesion negatives are consolidations. A wider judge on 2000 patients
-(classifier arch judge_wide, config.yaml's comment) mostly fixes that.
+(classifier arch judge_wide) mostly fixes that. Fourth pass: the consolidations it still missed were patchy ones
+in the upper lobes (2700-5800 mm^2 of film, plainly visible), scored as nodules. Consolidation was then mostly a
+faint (-60..30 HU, ground glass down to 40 % filled), round 30-40 mm patch; it is now mostly segmental or lobar and
+airless. Held-out AUC Lung Lesion / Consolidation (judge cohort, 489 films, training seeds 0 / 1): judge_wide on
+2000 patients 0.968 / 0.949 and 0.964 / 0.940 before (the earlier machine), 0.953 / 0.972 and 0.954 / 0.968 after (an
+AVX2 machine); judge_fast on 1000 patients 0.934 / 0.942 and 0.913 / 0.958 after.
 """
 from __future__ import annotations
 
@@ -236,10 +241,12 @@ def nodule(hu: np.ndarray, anat: Anatomy, rng: np.random.Generator) -> Finding:
 
 
 def consolidation(hu: np.ndarray, anat: Anatomy, rng: np.random.Generator) -> Finding:
-    """Airspace filling: ill-defined (the opacity fades into aerated lung over ~10 mm), patchy and confluent
-    (smooth random texture: partly filled, ground-glass parts between denser ones), larger than a mass, with air
-    bronchograms (the larger airways inside stay dark), centred in the visible lung field."""
-    severity = str(rng.choice(["patchy", "segmental", "lobar"], p=[0.45, 0.35, 0.2]))
+    """Airspace filling: ill-defined (the opacity fades into aerated lung over ~10 mm), confluent and mostly
+    airless (smooth random texture: a few partly filled parts), larger than a mass, with air bronchograms (the
+    larger airways inside stay dark), centred in the visible lung field. Mostly segmental or lobar, bounded by its
+    lobe: a small, faint, round patch in an upper lobe is what a nodule looks like on a film, and the judge
+    (issue 18) confused the two when a patch was the commonest form."""
+    severity = str(rng.choice(["patchy", "segmental", "lobar"], p=[0.2, 0.45, 0.35]))
     lobe = _choose_lobe(rng, {"right_upper": 1, "right_middle": 1, "right_lower": 2, "left_upper": 1,
                               "left_lower": 2})
     side = _side_of(lobe)
@@ -258,17 +265,17 @@ def consolidation(hu: np.ndarray, anat: Anatomy, rng: np.random.Generator) -> Fi
     # Patchy, confluent filling: a smooth random field (~10 mm) modulates how much air each part has lost.
     n = gaussian_filter(rng.standard_normal(w.shape).astype(np.float32), 10.0 / anat.spacing)
     n = (n - n.mean()) / (n.std() + 1e-6)
-    w = w * np.clip(0.8 + 0.25 * n, 0.4, 1.0)
+    w = w * np.clip(0.95 + 0.2 * n, 0.6, 1.0)
     sub = hu[box]
     region = lobe_mask[box] & (sub < AERATED[1])  # not into fluid (air bronchograms and the rim: keep_air below)
     # Air bronchograms: the larger airways stay dark inside the opacity.
     keep_air = region & ((sub < -950) & (depth[box] > 15) | (sub <= AERATED[0]))
     edit = region & ~keep_air & (w > 0.02)
-    target = rng.uniform(-60, 30)
+    target = rng.uniform(-30, 40)
     vals = sub[edit]
     sub[edit] = vals + w[edit] * (target + 15 * rng.standard_normal(vals.size).astype(np.float32) - vals)
     full = np.zeros(hu.shape, dtype=bool)
-    full[box] = region & (sub > AERATED[0]) & (w >= 0.35)  # ground truth: where the lung has lost most of its air
+    full[box] = region & (sub > AERATED[0]) & (w >= 0.5)  # ground truth: where the lung has lost most of its air
     return Finding("consolidation", severity, side, LOBE_WORDS[lobe], full, None)
 
 
