@@ -179,6 +179,7 @@ if C24:
     PAPER_CELLS["chen2024"] += [f"{C24_OUT}/table1_cells.json", f"{C24_OUT}/table2_cells.json"]
     PAPER_FIGURES["chen2024"] += [f"{C24_FIG}/{n}.png" for n in ("vocabulary", "keypatches", "prompt_grid",
                                                                    "finding_auc")]
+    PAPER_JUDGES["chen2024"].append(c24_judge_card())
 
 
 rule chen2024:

@@ -17,10 +17,15 @@ C24_VOCAB_DATASETS = C24.get("vocabulary", {}).get("datasets", [C24_DATASET])
 C24_FINDING_SET = "findings" if (C24_ENTRY.get("prompt_sets") or {}).get("findings", {}).get("labels") else None
 
 
+def c24_judge_card():
+    """The card of the classifier that scores chen2024's generated images (on a phantom dataset: the judge)."""
+    return f"{R}/models/classifier/{C24_DATASET}/model.json"
+
+
 def c24_finding_auc_inputs(wildcards):
     scored = f"{R}/eval/scored/{C24_MODEL}/{{}}/{{}}/classifier.json"
     out = {"scored": scored.format("reports", C24_SPLIT), "scored_train": scored.format("synthetic_train", "train"),
-           "lm_summary": f"{R}/models/{C24_MODEL}/lm_train.json"}
+           "lm_summary": f"{R}/models/{C24_MODEL}/lm_train.json", "card": c24_judge_card()}
     if C24_FINDING_SET:
         out["scored_findings"] = scored.format(C24_FINDING_SET, "all")
     return out

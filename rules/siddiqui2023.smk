@@ -88,6 +88,7 @@ if SD:
     PAPER_CELLS["siddiqui2023"] += [f"{SD_OUT}/table_cells.json", f"{SD_OUT}/va_cells.json"]
     PAPER_FIGURES["siddiqui2023"] += [f"{SD_FIG}/{n}.png" for n in ("counterfactual_grid", "induction_grid",
                                                                     "va_maps")]
+    PAPER_JUDGES["siddiqui2023"].append(f"{R}/models/classifier/{sd_dataset()}/model.json")  # the saliency baseline's
 
 
 rule siddiqui2023:

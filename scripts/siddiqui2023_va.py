@@ -39,7 +39,7 @@ prov = {"dataset": p.dataset, "scale": p.scale, "seed": p.seed, "model": p.model
         "classifier": {"arch": classifier[1]["arch"], "weights_sha256": classifier[1].get("weights_sha256")},
         "lung_region": "atlas of real lung masks (dataset " + str(va.get("lung_masks")) + ")" if region is not None
         else "none"}
-write_json(S.va_cells(scores, prov), snakemake.output.cells)
+write_json(S.va_cells(scores, prov, classifier[1]), snakemake.output.cells)
 if not scores.empty:
     summary = scores.groupby(["finding", "arm"])[["auroc", "ncc"]].mean()
     log.info("VA localisation (mean over images, seeds, strengths):\n%s", summary.to_string())

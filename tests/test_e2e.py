@@ -113,6 +113,7 @@ def test_chen2024_tables_figures_and_page(ci_run):
         assert (ci_run / "figures" / "chen2024" / f"{name}.png").stat().st_size > 1000, name
     page = (ci_run / "report" / "chen2024.html").read_text()
     assert "8.821" in page and "Trained on vq_ar synthetic images" in page and "vq_ar (this workflow)" in page
+    assert "The judge: its own held-out accuracy" in page   # its finding_auc figure is judge-scored
     # does the LM read the report? NLL of the validation images' tokens given their own / another / no report
     reliance = json.loads((ci_run / "models" / "chen2024" / "lm_train.json").read_text())["text_reliance"]
     manifest = pd.read_parquet(ci_run / "data" / "phantom_cxr" / "manifest.parquet")
@@ -265,6 +266,10 @@ def test_siddiqui2023_counterfactuals_va_scores_and_page(ci_run):
         assert (ci_run / "figures" / "siddiqui2023" / f"{name}.png").stat().st_size > 1000, name
     page = (ci_run / "report" / "siddiqui2023.html").read_text()
     assert "Lung Opacity (phantom)" in page and "VA maps vs ground-truth lesion masks" in page
+    assert "The judge: its own held-out accuracy" in page   # the gradient-saliency baseline explains the judge
+    va = [c for c in json.loads((ci_run / "eval" / "siddiqui2023" / "va_cells.json").read_text())
+          if "gradient saliency" in c["row"]]
+    assert va and all("classifier_heldout_auc" in c["provenance"] for c in va)
 
 
 def test_snakemake_report_carries_paper_tables_and_figures(ci_run):

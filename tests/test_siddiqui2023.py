@@ -159,3 +159,22 @@ def test_fid_between_embeds_a_shared_set_once(tmp_path):
     fa, fb = S.fid_between(ev, healthy, a, "bicubic16", memo), S.fid_between(ev, healthy, b, "bicubic16", memo)
     assert len(seen) == 3  # healthy once, a, b
     assert fa == pytest.approx(S.fid_between(ev, healthy, a, "bicubic16"))  # no memo: same value
+
+
+def test_saliency_rows_carry_the_classifiers_heldout_auc_and_its_refusal():
+    """The gradient-saliency baseline explains the judge: each of its rows says how well the judge separates the
+    finding on its own held-out split, and a label the judge refuses is flagged (kept as a baseline, not dropped)."""
+    card = {"labels": ["Pleural Effusion", "Atelectasis"], "auc_floor": 0.9,
+            "heldout": {"Pleural Effusion": {"auc": 0.99, "ci": [0.98, 1.0], "positives": 80, "negatives": 160},
+                        "Atelectasis": {"auc": 0.7, "ci": [0.6, 0.8], "positives": 30, "negatives": 210}}}
+    rows = [{"source_id": "a", "finding": f, "strength": None, "seed": None, "arm": "gradient saliency",
+             "auroc": 0.8, "ncc": 0.2, "lesion_fraction": 0.1} for f in ("effusion", "atelectasis")]
+    rows.append({"source_id": "a", "finding": "effusion", "strength": 0.8, "seed": 0, "arm": "counterfactual",
+                 "auroc": 0.9, "ncc": 0.3, "lesion_fraction": 0.1})
+    cells = {(c["row"], c["column"]): c for c in S.va_cells(pd.DataFrame(rows), {"dataset": "d"}, card)}
+    eff = cells[("effusion: gradient saliency", "pixel AUROC")]["provenance"]
+    assert eff["classifier_heldout_auc"] == 0.99 and "classifier_refused" not in eff
+    atel = cells[("atelectasis: gradient saliency", "NCC")]["provenance"]
+    assert atel["classifier_heldout_auc"] == 0.7 and "0.7" in atel["classifier_refused"]
+    assert "does not separate the finding" in atel["method"]
+    assert "classifier_heldout_auc" not in cells[("effusion: counterfactual (strength 0.8)", "NCC")]["provenance"]

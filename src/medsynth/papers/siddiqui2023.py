@@ -118,9 +118,26 @@ def _resize(arr: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(Image.fromarray(arr.astype(np.float32), mode="F").resize((size, size), Image.BILINEAR))
 
 
-def va_cells(scores: pd.DataFrame, prov: dict) -> list[dict]:
+def saliency_note(finding: str, card: dict | None) -> dict:
+    """What the gradient-saliency row of a finding says about its classifier: the held-out AUC of the label it
+    explains and, where the classifier refuses that label (held-out AUC below its floor), the reason: its saliency
+    then explains a classifier that does not separate the finding (kept as a baseline, flagged, not dropped)."""
+    from ..classifier.judge import heldout_table, refusals
+
+    label = FINDING_LABEL.get(finding)
+    if not card or label is None:
+        return {}
+    out = {"saliency_label": label,
+           "classifier_heldout_auc": (heldout_table(card).get(label) or {}).get("auc")}
+    reason = refusals(card, [label]).get(label)
+    if reason:
+        out["classifier_refused"] = reason
+    return out
+
+
+def va_cells(scores: pd.DataFrame, prov: dict, card: dict | None = None) -> list[dict]:
     """Table va_localisation: mean +- standard error over (image, seed) of pixel AUROC and NCC, per finding x arm
-    (x strength for the edit arms)."""
+    (x strength for the edit arms). `card`: the classifier's card, for its held-out AUC on the saliency rows."""
     from ..metrics.localisation import mean_se
     from ..report.cells import make_cell
 
@@ -129,13 +146,16 @@ def va_cells(scores: pd.DataFrame, prov: dict) -> list[dict]:
         return cells
     for (finding, arm, strength), g in scores.groupby(["finding", "arm", scores["strength"].fillna(-1)], sort=True):
         row = f"{finding}: {arm}" + (f" (strength {strength:g})" if strength >= 0 else "")
+        note = saliency_note(finding, card) if arm == "gradient saliency" else {}
+        refused = (f"; the classifier refuses {note['saliency_label']} ({note['classifier_refused']}): this map "
+                   "explains a classifier that does not separate the finding") if "classifier_refused" in note else ""
         for col, key in (("pixel AUROC", "auroc"), ("NCC", "ncc")):
             mean, se, n = mean_se(g[key].tolist())
             cells.append(make_cell(PAPER, "va_localisation", row, col, mean, std=se, provenance={
-                **prov, "n": n, "n_images": int(g["source_id"].nunique()),
+                **prov, **note, "n": n, "n_images": int(g["source_id"].nunique()),
                 "seeds": sorted({int(s) for s in g["seed"].dropna()}),
                 "method": f"{col} of the VA map {ARMS[arm]} against the phantom's {finding} lesion mask; "
-                          "value = mean over (image, seed), spread = standard error (std / sqrt(n))"}))
+                          f"value = mean over (image, seed), spread = standard error (std / sqrt(n)){refused}"}))
     return cells
 
 
