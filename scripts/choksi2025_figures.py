@@ -133,6 +133,8 @@ if region is not None:
     ax.set_title(f"per report (mean of {len(seeds)} seeds), mean +- 2 SE", fontsize=7)
     e, n = effect["effect"], effect["null"]
     verdict_text = {True: "localised", False: "NOT localised", None: "undetermined"}[effect["localised"]]
+    verdict_text += (f", z {effect['z_vs_null']:.2f} vs the rewording, paired by report"
+                     if effect.get("z_vs_null") is not None else "")
     head = (f"Text control ({verdict_text}): region (yellow) - control (cyan, mirrored) difference "
             f"{e['contrast']:+.1f} +- {e['contrast_se'] or float('nan'):.1f} SE for the effusion edit, "
             f"{n['contrast']:+.1f} +- {n['contrast_se'] or float('nan'):.1f} for the null (rewording);\nreal cohort "

@@ -21,12 +21,16 @@ def test_judge_cohort_shares_no_patient_or_seed_with_the_generators_cohort():
     judge_keys = {jc.judge_key(i) for i in range(n)}
     generator_keys = {generator_cohort.patient_key(i) for i in range(n)}
     assert not judge_keys & generator_keys
-    # every random stream of every judge patient differs from every stream of every generator patient (any seed)
+    # every random stream of every judge patient differs from every stream of every generator patient, across
+    # seeds: compared by the state each stream's SeedSequence hands its bit generator (what the draws come from)
+    def states(rng_of):
+        return {tuple(rng_of(seed, i, s).bit_generator.seed_seq.generate_state(4)) for seed in (0, 1, 7)
+                for i in range(200) for s in generator_cohort.STREAMS}
+
+    judge_states, gen_states = states(jc.judge_rng), states(generator_cohort.rng_for)
+    assert len(judge_states) == len(gen_states) == 3 * 200 * len(generator_cohort.STREAMS)
+    assert not judge_states & gen_states
     for seed in (0, 1, 7):
-        judge_streams = {tuple(jc.judge_entropy(seed, i, s)) for i in range(50) for s in generator_cohort.STREAMS}
-        gen_streams = {(s2, i, generator_cohort.STREAMS[p]) for s2 in (0, 1, 7) for i in range(50)
-                       for p in generator_cohort.STREAMS}
-        assert not judge_streams & gen_streams
         for i in range(50):  # and the draws themselves differ (no entropy collision inside SeedSequence)
             for purpose in generator_cohort.STREAMS:
                 a = jc.judge_rng(seed, i, purpose).random(4)

@@ -122,6 +122,28 @@ def test_contrast_sees_a_local_change_and_not_a_global_one():
         tc.region_contrast(ref, local[:3], region, control)
 
 
+def test_verdict_pairs_the_arms_by_report():
+    """Rewording a report moves its region in both arms alike (the arms are the same reports): the null comparison
+    is paired by report, so that shared movement is not noise; arms that differ only by noise stay not localised."""
+    rng = np.random.default_rng(1)
+    k = 16
+    wording = rng.normal(0, 20, k)                      # each report's rewording moves the region, in both arms
+    effect = {"contrast_se": 3.0, "per_prompt": list(wording + 8 + rng.normal(0, 3, k))}
+    null = {"contrast_se": 5.0, "per_prompt": list(wording + rng.normal(0, 3, k))}
+    for arm in (effect, null):
+        arm["contrast"] = float(np.mean(arm["per_prompt"]))
+    v = tc.verdict({**effect, "contrast_se": 1.0}, null)
+    d = np.subtract(effect["per_prompt"], null["per_prompt"])
+    assert v["z_vs_null"] == pytest.approx(d.mean() / (d.std(ddof=1) / np.sqrt(k)))
+    assert v["z_vs_null"] > 4 > v["z_vs_null_unpaired"] and v["z_vs_null_test"].startswith("paired")
+    same = {**null, "per_prompt": list(np.asarray(null["per_prompt"]) + rng.normal(0, 3, k))}
+    same["contrast"] = float(np.mean(same["per_prompt"]))
+    assert abs(tc.verdict({**same, "contrast_se": 1.0}, null)["z_vs_null"]) < 3
+    # arms of different reports (lengths differ): the unpaired test
+    short = {**null, "per_prompt": null["per_prompt"][:8]}
+    assert tc.verdict(effect, short)["z_vs_null_test"].startswith("unpaired")
+
+
 def test_seed_spread_and_cohort_reference(tmp_path):
     imgs = np.zeros((2, 3, 4, 4)); imgs[:, 1] = 3.0; imgs[:, 2] = 6.0   # seeds 0, 3, 6 -> SD 3
     region = np.zeros((4, 4), bool); region[0, 0] = True

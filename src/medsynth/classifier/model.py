@@ -46,10 +46,10 @@ class JudgeCNN(SmallCXRNet):
 
 
 class FastJudge(nn.Module):
-    """The narrow judge (the ci run's, chen2024 Table 2's classifiers): five 3x3 conv + pool stages that start narrow at full resolution (8 channels at 128 px,
-    doubling each stage), a mean+max pooled head (a nodule is a local maximum) and dropout. ~6x cheaper per image
-    than JudgeCNN on one CPU core (the judge's whole training fits about a CPU-minute) and, on the phantom judge
-    cohort, as accurate: what limits it there is the number of images, not the width of its first layers."""
+    """The narrow judge (the ci run's; chen2024 Table 2's classifiers): five 3x3 conv + pool stages that start
+    narrow at full resolution (8 channels at 128 px, doubling each stage), a mean+max pooled head (a nodule is a
+    local maximum) and dropout. ~6x cheaper per image than JudgeCNN on one CPU core; on the phantom judge cohort it
+    confuses nodules with consolidation more than WideJudge does."""
 
     def __init__(self, n_labels: int, chans=(8, 16, 32, 64, 128), feature_dim: int = 128):
         super().__init__()

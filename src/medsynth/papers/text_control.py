@@ -233,8 +233,14 @@ def cohort_reference(df, results: str | Path, size: int, region: np.ndarray, con
 
 def verdict(effect: dict, null: dict, z: float = 2.0, sign: int = 1) -> dict:
     """Localised when the finding's region-vs-control contrast has the expected sign (+1: the finding brightens
-    its region, like fluid; -1: darkens it, like air) beyond z standard errors, and differs from the null arm's
-    contrast (normal vs other normal wording) in that direction by z combined standard errors."""
+    its region, like fluid; -1: darkens it, like air) beyond z standard errors, and exceeds the null arm's contrast
+    (normal vs other normal wording) in that direction by z standard errors.
+
+    The arms are paired by construction (finding_prompt_arms: report k normal, with the finding written in, and
+    reworded at the same places, all with the same seeds), and a report's wording moves the region by itself, in
+    both arms alike. So the comparison with the null arm is paired by report: the SE of the per-report differences
+    (effect_k - null_k). Treating the arms as independent (kept as z_vs_null_unpaired) counts that shared
+    per-report movement twice as noise. Unpaired only when the arms are not the same reports."""
     se_e, se_n = effect.get("contrast_se"), null.get("contrast_se")
     if not se_e or not se_n:
         return {"localised": None, "z_vs_zero": None, "z_vs_null": None,
@@ -242,5 +248,13 @@ def verdict(effect: dict, null: dict, z: float = 2.0, sign: int = 1) -> dict:
     if sign not in (1, -1):
         raise MedsynthError(f"verdict: sign must be +1 or -1, got {sign!r}")
     z0 = sign * effect["contrast"] / se_e
-    zn = sign * (effect["contrast"] - null["contrast"]) / float(np.hypot(se_e, se_n))
-    return {"localised": bool(z0 > z and zn > z), "z_vs_zero": float(z0), "z_vs_null": float(zn), "z_threshold": z}
+    zn_unpaired = sign * (effect["contrast"] - null["contrast"]) / float(np.hypot(se_e, se_n))
+    pe, pn = effect.get("per_prompt") or [], null.get("per_prompt") or []
+    d = np.asarray(pe, dtype=np.float64) - np.asarray(pn, dtype=np.float64) if len(pe) == len(pn) >= 2 else None
+    se_d = float(d.std(ddof=1) / np.sqrt(len(d))) if d is not None else 0.0
+    if d is not None and se_d > 0:
+        zn, test = sign * float(d.mean()) / se_d, f"paired by report (n={len(d)}): mean and SE of effect_k - null_k"
+    else:
+        zn, test = zn_unpaired, "unpaired: (effect - null) / sqrt(SE_effect^2 + SE_null^2)"
+    return {"localised": bool(z0 > z and zn > z), "z_vs_zero": float(z0), "z_vs_null": float(zn),
+            "z_vs_null_test": test, "z_vs_null_unpaired": float(zn_unpaired), "z_threshold": z}

@@ -13,7 +13,7 @@ Conspicuity at demo resolution (issue 18): the demo renders at 256 px and prepro
 pixel), so the smallest findings were sized to be visible there, for both the generators' and the judge's cohort
 (same code): nodules are at least 18 mm (small 18-24, medium 24-30 mm; a 10 mm nodule was ~4 px and invisible),
 a small effusion is at least 32 mm high (was 20), a small pneumothorax retracts the lung by at least 13 % (was 8),
-and consolidation is at least 26 mm in radius (patchy; was 20) and denser (-40..40 HU; was -100..40). These are
+and consolidation is at least 30 mm in radius (patchy; was 20) and denser (now -30..40 HU; was -100..40). These are
 the phantom's "visible" findings; atelectasis and emphysema stay subtle.
 
 Radiologically distinct findings (issue 18, second pass): the judge told nodules from consolidation poorly (held-out
@@ -31,10 +31,10 @@ after them compacted a consolidation into something mass-like. Now:
   40-55 mm segmental 45 %, the whole lobe 35 %); its ground-truth mask is where the blend weight is >= 0.5;
 - fluid and free air are applied first (APPLY_ORDER) and the parenchymal findings edit only still-aerated lung
   (AERATED), so a pneumothorax no longer squeezes a consolidation into a mass and nothing is written into fluid.
-Measured on the demo judge (1000 patients, 128 px, held-out AUC): consolidation 0.86 -> 0.90-0.93; nodule
-0.74 -> 0.78 (one or two nodules) -> 0.83 (one to three) -> 0.90 (two to four) -> 0.93 (the judge trained 24
-epochs instead of 16, config classifier.epochs). A nodule is plainly visible (it
-changes its pixels by 40-100 of 255 grey levels), yet the judge_fast CNN learns it poorly from ~200 positives:
+Measured on the then demo judge (judge_fast, 1000 patients, 128 px, held-out AUC): consolidation 0.86 ->
+0.90-0.93; nodule 0.74 -> 0.78 (one or two nodules) -> 0.83 (one to three) -> 0.90 (two to four) -> 0.93 (the
+judge trained 24 epochs instead of 16, config classifier.epochs). A nodule is plainly visible (it changes its
+pixels by 40-100 of 255 grey levels), yet the judge_fast CNN learns it poorly from ~200 positives:
 trained without the cohort's normal patients it scores single nodules at AUC ~0.6-0.67 -- much of its nodule
 score is "this film is abnormal", which the judge cohort's normal share makes predictive.
 Are the judge's misses unlabelled-invisible findings? No (issue 18, third pass, 242 held-out films): undoing each
@@ -262,7 +262,7 @@ def consolidation(hu: np.ndarray, anat: Anatomy, rng: np.random.Generator) -> Fi
         box, w = _soft_ball(hu.shape, anat.spacing, center, radius, rng, irregularity=0.3, edge_mm=10.0)
     from scipy.ndimage import gaussian_filter
 
-    # Patchy, confluent filling: a smooth random field (~10 mm) modulates how much air each part has lost.
+    # Confluent filling: a smooth random field (~10 mm) modulates how much air each part has lost (most of it).
     n = gaussian_filter(rng.standard_normal(w.shape).astype(np.float32), 10.0 / anat.spacing)
     n = (n - n.mean()) / (n.std() + 1e-6)
     w = w * np.clip(0.95 + 0.2 * n, 0.6, 1.0)

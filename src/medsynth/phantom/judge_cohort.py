@@ -5,7 +5,8 @@ several papers. Trained on the generators' cohort it would judge images it had s
 too skewed (its findings follow the causal rules: a few positives per split) for an AUC that means anything. This
 cohort is drawn for the judge alone:
 
-- patients ``PJ000000``.. (the generators' cohort uses ``PH``..), pseudonymised in their own namespace;
+- patients ``PJ000000``.. (the generators' cohort uses ``PH``..): synthetic keys in their own namespace, which
+  train_classifier checks against the judged dataset's patients (check_disjoint);
 - every random stream seeded by ``[seed, index, stream, JUDGE_STREAM_TAG]``: four entropy words where the generators'
   cohort uses three (medsynth.phantom.cohort.rng_for), so no judge patient repeats a generator patient's draws;
 - labels from what the radiograph shows: a drawn finding whose projected mask covers less than MIN_VISIBLE_MM2
