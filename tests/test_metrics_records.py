@@ -68,3 +68,18 @@ def test_cpu_peak_memory_counts_torch_tensors_after_warmup():
     with pytest.raises(MedsynthError):
         with peak_memory(tracker="heap"):
             pass
+
+
+def test_cpu_peak_memory_logs_no_gpu_error():
+    """The CPU memory profile of a CUDA build of torch on a machine without a GPU must not print kineto's
+    'ERROR ... gpuGetDeviceCount failed' into the job's log (it reads as a failed run)."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import torch\nfrom medsynth.metrics.timing import peak_memory\n"
+            "with peak_memory('cpu') as mem:\n    x = torch.ones(1000) * 2\nprint(mem['peak_bytes'] > 0)")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={k: v for k, v in os.environ.items() if k != "KINETO_LOG_LEVEL"})
+    assert run.stdout.strip() == "True"
+    assert "gpuGetDeviceCount" not in run.stderr and "ERROR" not in run.stderr

@@ -8,6 +8,8 @@ start — for non-torch work; after warm-up calls glibc keeps freed blocks, so R
 """
 from __future__ import annotations
 
+import os
+
 import threading
 import time
 from contextlib import contextmanager
@@ -74,6 +76,9 @@ def peak_memory(device: str = "cpu", interval: float = 0.005, tracker: str = "to
     if not device.startswith("cuda") and tracker == "torch":
         from torch.profiler import ProfilerActivity, profile
 
+        # a CUDA build of torch on a machine without a GPU: kineto logs "ERROR ... gpuGetDeviceCount failed" for a
+        # CPU-only profile, which reads like a failure of the run (a user's own setting wins)
+        os.environ.setdefault("KINETO_LOG_LEVEL", "5")
         with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
             yield result
         # allocations are attributed to the op that made them (self bytes), frees to '[memory]' events; the running
