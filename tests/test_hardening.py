@@ -156,12 +156,20 @@ def _readme_commands(repo):
             w = words[i]
             if w == "--configfile":
                 i += 1
-                while i < len(words) and words[i].endswith((".yaml", ".yml")):
+                # nargs="+" as snakemake parses it: every word up to the next option is a config file, so a target
+                # written after the files would be opened as one ("No such file or directory: 'choksi2025'")
+                while i < len(words) and not words[i].startswith("-"):
+                    assert words[i].endswith((".yaml", ".yml")), f"README: {words[i]!r} is read as a config file: {line}"
                     files.append(words[i])
                     i += 1
                 continue
             if w in ("--profile", "--cores", "-j"):
                 i += 2
+                continue
+            if w == "--config":                 # key=value overrides, up to the next option (the test's own run dir)
+                i += 1
+                while i < len(words) and not words[i].startswith("-"):
+                    i += 1
                 continue
             if not w.startswith("-"):
                 targets.append(w)
@@ -219,6 +227,24 @@ def test_readme_real_data_commands_build_their_dag(repo, tmp_path):
         env = {"HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "MEDSYNTH_PSEUDONYM_KEY": "test-secret"}
         proc = _dry_run(repo, work, [*files, str(overlay)], targets, env)
         assert proc.returncode == 0, (files, targets, (proc.stdout + proc.stderr)[-1500:])
+
+
+def test_config_headers_put_targets_before_the_config_files(repo):
+    """The usage lines in config/*.yaml headers: a target after `--configfile` files would be read as a file."""
+    import shlex
+
+    checked = 0
+    for path in sorted((repo / "config").glob("*.yaml")):
+        text = "\n".join(ln.lstrip("#").strip() for ln in path.read_text().splitlines() if ln.startswith("#"))
+        for line in text.replace("\\\n", " ").splitlines():
+            if "snakemake" not in line or "--configfile" not in line:
+                continue
+            words = shlex.split(line)
+            after = words[words.index("--configfile") + 1:]
+            files = after[:next((i for i, w in enumerate(after) if w.startswith("-")), len(after))]
+            assert all(w.endswith((".yaml", ".yml")) or w == "..." for w in files), f"{path.name}: {line}"
+            checked += 1
+    assert checked >= 8
 
 
 def test_missing_models_stop_the_dry_run_one_line_each_naming_the_key(repo, tmp_path):
