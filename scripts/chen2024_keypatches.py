@@ -45,8 +45,8 @@ for r, word in enumerate(words):
             y0, x0 = max(0, (int(k["row"]) - 1) * patch), max(0, (int(k["col"]) - 1) * patch)
             ax.imshow(img[y0:y0 + 3 * patch, x0:x0 + 3 * patch], cmap="gray", vmin=0, vmax=1)
             ax.set_title(f"{word if c == 0 else ''} {k['similarity']:.2f}", fontsize=6)
-fig.suptitle(f"Key patches per word (3x3-token crops centred on the patch; cosine to the word direction), "
-             f"{len(rows)} train images", fontsize=7)
+fig.suptitle(f"Key patches per word, {len(rows)} train images (3x3-token crops centred on the patch)\n"
+             "similarity: cosine to the word's change at that position x its effect size there", fontsize=7)
 fig.tight_layout()
 with atomic_path(snakemake.output.figure) as tmp:
     fig.savefig(tmp, format="png", dpi=110)

@@ -93,3 +93,22 @@ def test_key_patches_find_the_patch_that_carries_the_word():
     assert len(eff) == 3 and set(eff["image"]) == {0, 2, 4}
     assert (eff["row"] == 3).all() and (eff["col"] == 1).all() and eff["similarity"].gt(0.9).all()
     assert eff["code"].tolist() == [codes[i, 3, 1] for i in eff["image"]]
+
+
+def test_key_patches_contrast_each_position_not_the_brightest_patch_anywhere():
+    """Every film has a brighter patch at (0, 2) (anatomy every report shares); the word's images differ from the
+    others only at (2, 3), by less. The word's key patches are where it changes the image, not the brightest ones."""
+    import numpy as np
+
+    from medsynth.keypatches import key_patches
+
+    rng = np.random.default_rng(1)
+    feats = rng.normal(0, 0.1, (10, 4, 4, 3))
+    feats[:, 0, 2] += [6.0, 0, 0]
+    reports = ["small left effusion" if i % 2 else "lungs are clear" for i in range(10)]
+    for i in range(1, 10, 2):
+        feats[i, 2, 3] += [2.0, 0, 0]
+    vocab = pd.DataFrame({"word": ["effusion"], "category": ["pathology"], "count": [5]})
+    kp = key_patches(feats, np.zeros((10, 4, 4), dtype=int), reports, vocab, top=5)
+    assert set(kp["image"]) == {1, 3, 5, 7, 9}
+    assert (kp["row"] == 2).all() and (kp["col"] == 3).all() and kp["similarity"].gt(0.9).all()

@@ -2,10 +2,16 @@
 match it best, with their features and VQ codes.
 
 The paper scores word-patch similarity with pretrained image and text encoders (AdaMatch). Here the patch features
-are the trained VQ encoder's latents (one per token position, i.e. one patch of image_size / grid pixels), and a
-word's direction is the contrast between the mean patch feature of the images whose reports mention the word
-(negations removed) and the mean over all images: a word-patch similarity is the cosine of a patch's centred feature
-with that direction. Each word keeps its top `top` patches among the images that mention it.
+are the trained VQ encoder's latents (one per token position, i.e. one patch of image_size / grid pixels), and a word
+acts where it acts: at each grid position p, its direction d(p) is the mean patch feature of the images whose reports
+mention the word (negations removed) minus that of the images whose reports do not. A patch's word-patch similarity
+is the cosine of its feature, less the non-mentioning mean at its position, with d(p), weighted by the effect size
+||d(p)|| / (spread of the features at p within the two groups) over its largest value: the patches that look like
+the word's change where the word changes the image most reliably (the raw ||d|| favoured the image border, where
+padding varies from film to film whatever the report says). (A single
+direction over all positions, our first version, ranked the brightest patches anywhere: on the phantom its
+"effusion" key patches lay in the top row, where no effusion is.) Each word keeps its top `top` patches among the
+images that mention it.
 """
 from __future__ import annotations
 
@@ -33,17 +39,21 @@ def key_patches(features: np.ndarray, codes: np.ndarray, reports: list[str], voc
     if len(reports) != b:
         raise MedsynthError(f"{b} images but {len(reports)} reports")
     flat = features.reshape(b, g * g, c)
-    centred = flat - flat.reshape(-1, c).mean(0)
-    norms = np.linalg.norm(centred, axis=-1) + 1e-8
     words = [set(positive_words(r)) for r in reports]
     rows = []
     for word, category in zip(vocab["word"], vocab["category"]):
         has = np.array([word in w for w in words])
         if not has.any() or has.all():
             continue  # a word in every or no report has no contrast
-        direction = centred[has].reshape(-1, c).mean(0) - centred[~has].reshape(-1, c).mean(0)
-        direction /= np.linalg.norm(direction) + 1e-8
-        sim = (centred[has] @ direction) / norms[has]                  # (n_has, g*g)
+        base = flat[~has].mean(0)                                       # (g*g, c): the position's usual look
+        direction = flat[has].mean(0) - base                            # (g*g, c): what the word changes there
+        within = np.concatenate([flat[has] - flat[has].mean(0), flat[~has] - base])
+        spread = np.sqrt((within ** 2).sum(-1).mean(0)) + 1e-8          # (g*g,): how much images vary there
+        norm = np.linalg.norm(direction, axis=-1)
+        strength = norm / spread                                        # an effect size, not a raw difference
+        dev = flat[has] - base                                          # (n_has, g*g, c)
+        cos = (dev * direction).sum(-1) / (np.linalg.norm(dev, axis=-1) * norm + 1e-8)
+        sim = cos * strength / (strength.max() + 1e-8)                  # (n_has, g*g)
         img_idx = np.flatnonzero(has)
         order = np.argsort(-sim, axis=None, kind="stable")[:top]
         for flat_i in order:
