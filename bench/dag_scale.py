@@ -124,7 +124,7 @@ def run(rows: int, shard_size: int, out: Path, clahe: bool = True) -> dict:
         "manifest_generation_s": round(gen_s, 2),
         "time_limit_s": TIME_LIMIT_S,
         "passed": counts.get("preprocess_shard") == expected and wall < TIME_LIMIT_S,
-        "command": "snakemake -n --snakefile <repo>/Snakefile --directory <tmp> --configfile <tmp>/config.yaml all",
+        "command": "snakemake -n --snakefile <repo>/Snakefile --directory <tmp> all --configfile <tmp>/config.yaml",
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
     }
     out.parent.mkdir(parents=True, exist_ok=True)

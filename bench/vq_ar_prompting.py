@@ -2,8 +2,8 @@
 repo's stage code on a finished run's data, with config overrides, then samples the entry's designed one-finding
 prompts (prompt set `findings`) and lets the dataset's judge score them: the judge AUC of the prompted finding
 against the other prompts' images, and the LM's text reliance (NLL per image token of held-out images given their
-own report vs another's). This is how bench/README.md's "What would make chen2024's prompt steer the image?" table
-was measured.
+own report vs another's). This is how the LM rows of bench/README.md's "What would make chen2024's prompt steer the
+image?" were measured.
 
     python bench/vq_ar_prompting.py                                          # the entry as configured (--name demo)
     python bench/vq_ar_prompting.py --name no_restarts --vq-set '{"codebook_restart": {"every": 0}, "train": {"learning_rate": 4.0e-4}}'
@@ -12,8 +12,9 @@ was measured.
 
 --data judge trains the LM on the judge cohort's train split with template reports written from its labels: a
 probe of scale only (the judge trained on those films, so its scores of such a model are not a fair evaluation).
-Writes bench/out/vq_ar_prompting/<name>/ (the trained stages, the samples) and <name>.json. Without the run's
-outputs it says so and exits 0.
+Writes bench/out/vq_ar_prompting/<name>/ (the trained stages, the samples) and bench/out/vq_ar_prompting_<name>.json.
+The entry comes from --configfile (default config.yaml: the demo's; give the run's own files for another run).
+Without the run's outputs it says so and exits 0.
 """
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def _merge(base: dict, over: dict) -> dict:
     from snakemake.utils import update_config
 
     out = copy.deepcopy(base)
-    for k, v in over.items():              # null removes a key (e.g. keypatch_prompt)
+    for k, v in over.items():              # a top-level null removes a key (e.g. keypatch_prompt)
         if v is None:
             out.pop(k, None)
     update_config(out, {k: v for k, v in over.items() if v is not None})
@@ -54,6 +55,8 @@ def _merge(base: dict, over: dict) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--results", default=str(ROOT / "results"))
+    ap.add_argument("--configfile", nargs="+", default=[str(ROOT / "config.yaml")],
+                    help="the run's config files, merged in order as snakemake does")
     ap.add_argument("--model", default="chen2024")
     ap.add_argument("--name", default="demo", help="the run's folder name (default demo: the entry as configured)")
     ap.add_argument("--vq", default=None, help="a trained VQ folder to reuse (default: train one with --vq-set)")
@@ -65,7 +68,11 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     results = Path(args.results)
-    config = __import__("yaml").safe_load((ROOT / "config.yaml").read_text())
+    from snakemake.utils import update_config
+
+    config = {}
+    for f in args.configfile:
+        update_config(config, __import__("yaml").safe_load(Path(f).read_text()) or {})
     entry = config["models"][args.model]
     card = results / "models" / "classifier" / entry["dataset"]
     manifest = results / "data" / entry["dataset"] / "manifest.parquet"
@@ -118,7 +125,7 @@ def main(argv=None) -> int:
               "text_reliance": summaries["lm"].get("text_reliance"), "lm_steps": summaries["lm"]["steps"],
               "designed_prompts_auc": {k: v["auc"] for k, v in scored["generated"].items()
                                        if isinstance(v, dict) and v.get("auc") is not None}}
-    (out.parent / f"{args.name}.json").write_text(json.dumps(record, indent=2, default=str))
+    (out.parent.parent / f"vq_ar_prompting_{args.name}.json").write_text(json.dumps(record, indent=2, default=str))
     print(json.dumps({k: record[k] for k in ("name", "text_reliance", "designed_prompts_auc")}, indent=1))
     return 0
 

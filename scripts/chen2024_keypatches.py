@@ -29,11 +29,17 @@ table = key_patches(feats, codes, report_texts(rows), read_table(snakemake.input
 table["image_id"] = rows["id"].to_numpy()[table["image"]]
 write_table(table.assign(model=p.model, dataset=p.dataset, feature="VQ encoder latent"), snakemake.output.table)
 
-words = table.groupby("word", sort=False)["similarity"].max().sort_values(ascending=False).index[:10]
+# the 10 words that change the image most (effect size: comparable across words; similarity ranks within a word)
+words = table.groupby("word", sort=False)["effect"].max().sort_values(ascending=False).index[:10]
 g = codes.shape[1]
 patch = vq.config.sample_size // g
-fig, axes = plt.subplots(len(words), int(p.top), figsize=(1.3 * int(p.top), 1.4 * max(len(words), 1)),
+fig, axes = plt.subplots(max(len(words), 1), int(p.top), figsize=(1.3 * int(p.top), 1.4 * max(len(words), 1)),
                          squeeze=False)
+if not len(words):   # every word in too few (or too many) reports to contrast: say so instead of an empty figure
+    for ax in axes.flat:
+        ax.axis("off")
+    axes[0, 0].text(0, 0.5, "no vocabulary word is in enough reports (and missing from enough) to contrast",
+                    fontsize=7, transform=axes[0, 0].transAxes)
 for r, word in enumerate(words):
     sub = table[table["word"] == word].reset_index(drop=True)
     for c in range(int(p.top)):
@@ -46,7 +52,7 @@ for r, word in enumerate(words):
             ax.imshow(img[y0:y0 + 3 * patch, x0:x0 + 3 * patch], cmap="gray", vmin=0, vmax=1)
             ax.set_title(f"{word if c == 0 else ''} {k['similarity']:.2f}", fontsize=6)
 fig.suptitle(f"Key patches per word, {len(rows)} train images (3x3-token crops centred on the patch)\n"
-             "similarity: cosine to the word's change at that position x its effect size there", fontsize=7)
+             "the 10 words with the largest effect size; per patch: cosine to the word's change there x relative effect size", fontsize=7)
 fig.tight_layout()
 with atomic_path(snakemake.output.figure) as tmp:
     fig.savefig(tmp, format="png", dpi=110)

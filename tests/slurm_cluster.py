@@ -15,7 +15,7 @@ Try the profile by hand (as root):
     python tests/slurm_cluster.py start /tmp/mycluster     # a node with 4 fake A100s; prints `export SLURM_CONF=...`
     export SLURM_CONF=/tmp/mycluster/slurm.conf
     MEDSYNTH_SLURM_PARTITION=medsynth MEDSYNTH_SLURM_STATUS_COMMAND=squeue \\
-        snakemake --profile profiles/slurm --configfile config.yaml config/ci.yaml ...
+        snakemake --profile profiles/slurm <target> --configfile config.yaml config/ci.yaml
     python tests/slurm_cluster.py stop /tmp/mycluster
 """
 from __future__ import annotations

@@ -112,3 +112,28 @@ def test_key_patches_contrast_each_position_not_the_brightest_patch_anywhere():
     kp = key_patches(feats, np.zeros((10, 4, 4), dtype=int), reports, vocab, top=5)
     assert set(kp["image"]) == {1, 3, 5, 7, 9}
     assert (kp["row"] == 2).all() and (kp["col"] == 3).all() and kp["similarity"].gt(0.9).all()
+
+
+def test_key_patches_weigh_a_position_by_effect_size_and_skip_words_without_enough_reports():
+    """At (1, 1) films vary a lot whatever the report (padding, say) and the word's films sit higher by 2; at (3, 0)
+    they sit higher by 1 where films hardly vary. A raw mean difference picks (1, 1); the effect size picks (3, 0).
+    A word in one report only is its own noise: no key patches for it."""
+    import numpy as np
+
+    from medsynth.keypatches import key_patches
+
+    rng = np.random.default_rng(2)
+    feats = rng.normal(0, 0.05, (12, 4, 4, 3))
+    feats[:, 1, 1, 0] += np.tile([4.0, 4.0, -4.0, -4.0], 3)
+    has = np.arange(12) % 2 == 1
+    feats[has, 1, 1, 0] += 2.0
+    feats[has, 3, 0, 0] += 1.0
+    reports = ["small left effusion" if h else "lungs are clear" for h in has]
+    reports[0] = "lungs are clear with a tiny nodule"
+    vocab = pd.DataFrame({"word": ["effusion", "nodule"], "category": ["pathology", "pathology"], "count": [6, 1]})
+    kp = key_patches(feats, np.zeros((12, 4, 4), dtype=int), reports, vocab, top=3)
+    assert set(kp["word"]) == {"effusion"}
+    assert (kp["row"] == 3).all() and (kp["col"] == 0).all()
+    assert kp["effect"].gt(5).all() and kp["similarity"].gt(0.9).all()
+    assert key_patches(feats, np.zeros((12, 4, 4), dtype=int), reports, vocab, top=3, min_reports=1)["word"].eq(
+        "nodule").any()

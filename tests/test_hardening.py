@@ -239,10 +239,10 @@ def test_config_headers_put_targets_before_the_config_files(repo):
         for line in text.replace("\\\n", " ").splitlines():
             if "snakemake" not in line or "--configfile" not in line:
                 continue
-            words = shlex.split(line)
+            words = shlex.split(line.replace("[more config files]", ""))
             after = words[words.index("--configfile") + 1:]
             files = after[:next((i for i, w in enumerate(after) if w.startswith("-")), len(after))]
-            assert all(w.endswith((".yaml", ".yml")) or w == "..." for w in files), f"{path.name}: {line}"
+            assert files and all(w.endswith((".yaml", ".yml")) for w in files), f"{path.name}: {line}"
             checked += 1
     assert checked >= 8
 

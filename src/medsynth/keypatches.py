@@ -11,7 +11,8 @@ the word's change where the word changes the image most reliably (the raw ||d|| 
 padding varies from film to film whatever the report says). (A single
 direction over all positions, our first version, ranked the brightest patches anywhere: on the phantom its
 "effusion" key patches lay in the top row, where no effusion is.) Each word keeps its top `top` patches among the
-images that mention it.
+images that mention it; a word in fewer than `min_reports` reports (or absent from fewer) has no contrast and none.
+Words in every report (the "lungs" of a cohort that always describes them) therefore have no key patches.
 """
 from __future__ import annotations
 
@@ -33,33 +34,37 @@ def patch_features(vq, images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
 
 
 def key_patches(features: np.ndarray, codes: np.ndarray, reports: list[str], vocab: pd.DataFrame,
-                top: int = 5) -> pd.DataFrame:
-    """One row per (word, kept patch): word, category, image index, row, col, similarity, code."""
+                top: int = 5, min_reports: int = 3) -> pd.DataFrame:
+    """One row per (word, kept patch): word, category, image index, row, col, similarity, effect, code, n_reports.
+    `effect` is the word's effect size at the patch's position (comparable across words; `similarity` ranks
+    patches within a word). A word named in fewer than `min_reports` reports, or missing from fewer than that, has
+    no contrast to measure (one mentioning image would make its own noise the direction) and gets no rows."""
     b, g, _, c = features.shape
     if len(reports) != b:
         raise MedsynthError(f"{b} images but {len(reports)} reports")
-    flat = features.reshape(b, g * g, c)
+    flat = features.reshape(b, g * g, c).astype(np.float64)
     words = [set(positive_words(r)) for r in reports]
+    tiny = np.finfo(np.float64).tiny
     rows = []
     for word, category in zip(vocab["word"], vocab["category"]):
         has = np.array([word in w for w in words])
-        if not has.any() or has.all():
-            continue  # a word in every or no report has no contrast
+        if min(has.sum(), (~has).sum()) < max(1, min_reports):
+            continue
         base = flat[~has].mean(0)                                       # (g*g, c): the position's usual look
         direction = flat[has].mean(0) - base                            # (g*g, c): what the word changes there
         within = np.concatenate([flat[has] - flat[has].mean(0), flat[~has] - base])
-        spread = np.sqrt((within ** 2).sum(-1).mean(0)) + 1e-8          # (g*g,): how much images vary there
+        spread = np.sqrt((within ** 2).sum(-1).mean(0))                 # (g*g,): how much images vary there
         norm = np.linalg.norm(direction, axis=-1)
-        strength = norm / spread                                        # an effect size, not a raw difference
+        strength = norm / np.maximum(spread, tiny)                      # an effect size, not a raw difference
         dev = flat[has] - base                                          # (n_has, g*g, c)
-        cos = (dev * direction).sum(-1) / (np.linalg.norm(dev, axis=-1) * norm + 1e-8)
-        sim = cos * strength / (strength.max() + 1e-8)                  # (n_has, g*g)
+        cos = (dev * direction).sum(-1) / np.maximum(np.linalg.norm(dev, axis=-1) * norm, tiny)
+        sim = cos * strength / max(strength.max(), tiny)                # (n_has, g*g)
         img_idx = np.flatnonzero(has)
         order = np.argsort(-sim, axis=None, kind="stable")[:top]
         for flat_i in order:
             i, p = divmod(int(flat_i), g * g)
             rows.append({"word": word, "category": category, "image": int(img_idx[i]), "row": p // g,
-                         "col": p % g, "similarity": float(sim[i, p]), "code": int(codes[img_idx[i]].flat[p]),
-                         "n_reports": int(has.sum())})
-    return pd.DataFrame(rows, columns=["word", "category", "image", "row", "col", "similarity", "code",
+                         "col": p % g, "similarity": float(sim[i, p]), "effect": float(strength[p]),
+                         "code": int(codes[img_idx[i]].flat[p]), "n_reports": int(has.sum())})
+    return pd.DataFrame(rows, columns=["word", "category", "image", "row", "col", "similarity", "effect", "code",
                                        "n_reports"])
